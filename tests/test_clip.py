@@ -1,0 +1,228 @@
+"""Cross-checks of `ozcycle.clip` against PyTorch's `clip_grad_norm_`/`clip_grad_value_` and fastai's `GradientClip`,
+plus bad input and the non-finite cases that PyTorch gets wrong."""
+import math, warnings
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from hypothesis import given, settings, strategies as st
+from fastai.callback.core import Callback, CancelStepException
+from fastai.callback.training import GradientClip
+from fastai.test_utils import synth_learner
+from fastai.torch_core import set_seed
+from ozcycle.clip import GradClip, clip_grads_, grad_norm
+
+INF, NAN = float('inf'), float('nan')
+
+
+def _net_with_grads(seed=0, scale=1.):
+    "A small MLP with random gradients of size ~`scale` (the last bias has none), and its deep copy"
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 3), nn.Linear(3, 2))
+    for p in net.parameters(): p.grad = torch.randn_like(p) * scale
+    net[3].bias.grad = None
+    twin = nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 3), nn.Linear(3, 2))
+    twin.load_state_dict(net.state_dict())
+    for p, q in zip(net.parameters(), twin.parameters()): q.grad = None if p.grad is None else p.grad.clone()
+    return net, twin
+
+
+def _groups(net):
+    "The parameters of `net` split in three parameter groups, as a fastai splitter would"
+    return [list(net[0].parameters()), list(net[2].parameters()), list(net[3].parameters())]
+
+
+@pytest.mark.parametrize('norm_type', [1., 2., 3., INF])
+@pytest.mark.parametrize('max_norm', [0.1, 1.5, 1e4])
+def test_norm_matches_clip_grad_norm(norm_type, max_norm):
+    ours, ref = _net_with_grads(seed=int(max_norm * 10) % 7)
+    n_ref = torch.nn.utils.clip_grad_norm_(ref.parameters(), max_norm, norm_type).item()
+    n, clipped = clip_grads_([p for g in _groups(ours) for p in g], max_norm, norm_type)
+    assert n == pytest.approx(n_ref, rel=1e-6)
+    assert clipped == (n_ref > max_norm)
+    for p, q in zip(ours.parameters(), ref.parameters()):
+        if q.grad is None: assert p.grad is None; continue
+        # PyTorch divides by norm + 1e-6; we divide by the norm: equal to ~1e-6 relative
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-8)
+    if clipped: assert grad_norm(ours.parameters(), norm_type) == pytest.approx(max_norm, rel=1e-6)
+
+
+@pytest.mark.parametrize('max_norm', [0.05, 0.5, 10.])
+def test_value_matches_clip_grad_value(max_norm):
+    ours, ref = _net_with_grads(seed=3)
+    torch.nn.utils.clip_grad_value_(ref.parameters(), max_norm)
+    n, clipped = clip_grads_(ours.parameters(), max_norm, mode='value')
+    grads = [p.grad for p in _net_with_grads(seed=3)[0].parameters() if p.grad is not None]
+    assert n == max(g.abs().max().item() for g in grads)           # the norm reported is the largest |g|
+    assert clipped == (n > max_norm)
+    for p, q in zip(ours.parameters(), ref.parameters()):
+        if q.grad is not None: assert torch.equal(p.grad, q.grad)  # clamping is exact
+
+
+def _agc_reference(params, clip_factor, eps):
+    "Adaptive gradient clipping (Brock et al. 2021) unit by unit in float64: the paper's formula, written plainly"
+    out = []
+    for p in params:
+        if p.grad is None: out.append(None); continue
+        w, g = p.detach().double(), p.grad.double().clone()
+        rows = [slice(None)] if w.ndim < 2 else range(w.shape[0])
+        for i in rows:
+            bound = clip_factor * max(w[i].norm().item(), eps)
+            if g[i].norm().item() > bound: g[i] = g[i] * (bound / g[i].norm().item())
+        out.append(g)
+    return out
+
+
+@pytest.mark.parametrize('clip_factor', [0.01, 0.1, 1.])
+def test_agc_matches_reference(clip_factor):
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Conv2d(2, 4, 3), nn.Flatten(), nn.Linear(4, 3))
+    nn.init.zeros_(net[2].bias)                                   # zero units: eps sets their bound
+    for p in net.parameters(): p.grad = torch.randn_like(p) * torch.logspace(-3, 1, p.shape[0]).view(-1, *[1] * (p.ndim - 1))
+    expect = _agc_reference(net.parameters(), clip_factor, 1e-3)
+    n, clipped = clip_grads_(net.parameters(), mode='agc', clip_factor=clip_factor)
+    assert clipped
+    for p, e in zip(net.parameters(), expect): torch.testing.assert_close(p.grad.double(), e, rtol=1e-5, atol=1e-12)
+
+
+def _fit(cb, seed=7, n_epoch=2, lr=0.2, **kw):
+    "Final parameters of a 3-group synth_learner fit with `cb`"
+    set_seed(seed)
+    net = nn.Sequential(nn.Linear(1, 8), nn.ReLU(), nn.Linear(8, 4), nn.Linear(4, 1))
+    learn = synth_learner(model=net, lr=lr, cbs=cb, splitter=_groups, **kw)
+    with learn.no_logging(), learn.no_bar(): learn.fit(n_epoch)
+    return torch.cat([p.detach().flatten() for p in net.parameters()]), learn
+
+
+@pytest.mark.parametrize('norm_type', [2., INF])
+def test_fit_matches_fastai_gradient_clip(norm_type):
+    ref, _ = _fit(GradientClip(max_norm=0.5, norm_type=norm_type))
+    ours, learn = _fit(GradClip(max_norm=0.5, norm_type=norm_type))
+    assert len(learn.opt.param_lists) == 3
+    assert learn.grad_clip.stats.clipped.sum() > 0                 # the comparison includes clipped steps
+    torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-5)
+    plain, _ = _fit(None)
+    assert not torch.allclose(plain, ref, rtol=1e-3)               # and clipping changed the fit
+
+
+def test_fit_with_frozen_group():
+    set_seed(0)
+    net = nn.Sequential(nn.Linear(1, 8), nn.ReLU(), nn.Linear(8, 4), nn.Linear(4, 1))
+    learn = synth_learner(model=net, lr=0.1, cbs=GradClip(max_norm=1e-3), splitter=_groups)
+    learn.freeze()                                                 # only the last group trains
+    frozen = [p.detach().clone() for p in net[0].parameters()]
+    with learn.no_logging(), learn.no_bar(): learn.fit(1)
+    assert all(p.grad is None for p in net[0].parameters())
+    assert all(torch.equal(p, q) for p, q in zip(net[0].parameters(), frozen))
+    assert learn.grad_clip.stats.clipped.all()
+
+
+@pytest.mark.parametrize('kw,name', [
+    (dict(max_norm=-1.), 'max_norm'), (dict(max_norm=0.), 'max_norm'), (dict(max_norm=NAN), 'max_norm'),
+    (dict(max_norm=INF), 'max_norm'), (dict(norm_type=0.), 'norm_type'), (dict(norm_type=-2.), 'norm_type'),
+    (dict(norm_type=NAN), 'norm_type'), (dict(clip_factor=0.), 'clip_factor'), (dict(clip_factor=INF), 'clip_factor'),
+    (dict(eps=-1e-3), 'eps'), (dict(mode='global'), 'mode'), (dict(mode=None), 'mode')])
+def test_bad_input(kw, name):
+    with pytest.raises(ValueError, match=f'{name}='): GradClip(**kw)
+    with pytest.raises(ValueError, match=f'{name}='): clip_grads_([], **kw)
+
+
+def test_bad_input_more():
+    with pytest.raises(ValueError, match="nonfinite='warn'"): GradClip(nonfinite='warn')
+    with pytest.raises(TypeError, match="max_norm='1'"): GradClip(max_norm='1')
+    with pytest.raises(TypeError, match='max_norm=True'): GradClip(max_norm=True)
+    with pytest.raises(ValueError, match='norm_type=0'): grad_norm([], norm_type=0)
+    _, learn = _fit(GradClip(), n_epoch=1)
+    with pytest.raises(ValueError, match='q=101'): learn.grad_clip.summary(q=101)
+
+
+def _param(*vals, dtype=torch.float32):
+    p = nn.Parameter(torch.zeros(len(vals), dtype=dtype)); p.grad = torch.tensor(vals, dtype=dtype); return p
+
+
+@pytest.mark.parametrize('mode', ['norm', 'value', 'agc'])
+@pytest.mark.parametrize('bad', [INF, -INF, NAN])
+def test_nonfinite_grads_left_untouched(mode, bad):
+    p, q = _param(bad, 1.), _param(5., 5.)
+    n, clipped = clip_grads_([p, q], max_norm=0.1, mode=mode)
+    assert not math.isfinite(n) and not clipped
+    assert p.grad[1].item() == 1. and torch.equal(q.grad, torch.tensor([5., 5.]))
+    torch.nn.utils.clip_grad_norm_([p, q], 0.1)                   # what PyTorch does instead
+    assert torch.isnan(torch.cat([p.grad, q.grad])).any() or (q.grad == 0).all()
+
+
+@pytest.mark.parametrize('vals,max_norm', [([1e20] * 10, 1.), ([3e38, -3e38, 1.], 0.1), ([2e19] * 1000, 1e-3)])
+def test_overflowing_norm(vals, max_norm):
+    ref = _param(*vals)
+    torch.nn.utils.clip_grad_norm_([ref], max_norm)
+    assert (ref.grad == 0).all()                                   # PyTorch: the norm overflowed, all zeroed
+    p = _param(*vals)
+    true_norm = float(np.linalg.norm(np.array(vals, dtype=np.float64)))
+    n, clipped = clip_grads_([p], max_norm)
+    assert clipped and n == pytest.approx(true_norm, rel=1e-6)
+    expect = torch.tensor(np.array(vals, dtype=np.float64) * (max_norm / true_norm))
+    torch.testing.assert_close(p.grad.double(), expect, rtol=1e-5, atol=0)
+
+
+def test_half_precision_grads():
+    p = _param(*[60000.] * 100, dtype=torch.float16)
+    assert torch.nn.utils.get_total_norm([p.grad]).isinf()        # float16's own norm overflows
+    n, clipped = clip_grads_([p], 1.)
+    assert clipped and n == pytest.approx(600000., rel=1e-6)
+    torch.testing.assert_close(p.grad.float(), torch.full((100,), 0.1), rtol=2e-3, atol=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(vals=st.lists(st.floats(-3.0000000054977558e+38, 3.0000000054977558e+38, allow_nan=False, width=32), min_size=1, max_size=40),
+       max_norm=st.floats(1e-6, 1e6), norm_type=st.sampled_from([1., 2., 3., INF]))
+def test_norm_clip_properties(vals, max_norm, norm_type):
+    "Finite gradients of any magnitude: finite after clipping, norm at most max_norm, direction kept"
+    p = _param(*vals)
+    before = p.grad.double().clone()
+    true_norm = torch.linalg.vector_norm(before, norm_type).item()
+    n, clipped = clip_grads_([p], max_norm, norm_type)
+    assert n == pytest.approx(true_norm, rel=1e-5)
+    assert torch.isfinite(p.grad).all()
+    if not clipped: assert torch.equal(p.grad.double(), before); return
+    after = p.grad.double()
+    assert torch.linalg.vector_norm(after, norm_type).item() == pytest.approx(max_norm, rel=1e-5)
+    big = before.abs() > before.abs().max() * 1e-3                  # elements not lost to float32 underflow
+    torch.testing.assert_close(after[big] / before[big], torch.full_like(after[big], max_norm / true_norm), rtol=1e-5, atol=0)
+
+
+class _Poison(Callback):
+    "Write `val` into the first gradient at training step `at`"
+    def __init__(self, at, val): self.at, self.val = at, val
+    def after_backward(self):
+        if self.learn.train_iter == self.at: next(self.learn.model.parameters()).grad.view(-1)[0] = self.val
+
+
+class _CancelAt(Callback):
+    "Skip the optimizer step at training step `at`, the way fastai callbacks do"
+    order = GradClip.order
+    def __init__(self, at): self.at = at
+    def before_step(self):
+        if self.learn.train_iter == self.at: raise CancelStepException()
+
+
+@pytest.mark.parametrize('bad', [INF, NAN])
+def test_skip_is_a_skipped_step(bad):
+    "A poisoned step under GradClip(nonfinite='skip') ends exactly like the same fit with that step cancelled"
+    with warnings.catch_warnings(record=True) as ws:
+        warnings.simplefilter('always')
+        ours, learn = _fit([GradClip(max_norm=1e6), _Poison(at=5, val=bad)], n_epoch=1)
+    ref, _ = _fit([GradClip(max_norm=1e6), _CancelAt(at=5)], n_epoch=1)
+    assert torch.equal(ours, ref)
+    plain, _ = _fit(GradClip(max_norm=1e6), n_epoch=1)
+    assert not torch.equal(ours, plain)                            # skipping a step did change the fit
+    st_ = learn.grad_clip.stats
+    assert st_.skipped.tolist() == [i == 5 for i in range(10)] and learn.grad_clip.n_skipped == 1
+    assert any('skipped 1 of 10' in str(w.message) for w in ws)
+
+
+def test_raise_names_the_step():
+    set_seed(0)
+    learn = synth_learner(cbs=[GradClip(nonfinite='raise'), _Poison(at=13, val=INF)])
+    with learn.no_logging(), learn.no_bar(), pytest.raises(FloatingPointError, match=r'training step 13 \(epoch 1, batch 3\)'):
+        learn.fit(2)
+    assert learn.grad_clip.stats.skipped.tolist() == [False] * 13 + [True]
