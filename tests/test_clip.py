@@ -226,3 +226,46 @@ def test_raise_names_the_step():
     with learn.no_logging(), learn.no_bar(), pytest.raises(FloatingPointError, match=r'training step 13 \(epoch 1, batch 3\)'):
         learn.fit(2)
     assert learn.grad_clip.stats.skipped.tolist() == [False] * 13 + [True]
+
+
+class _FakeScale(Callback):
+    "Loss scaling as fastai's `MixedPrecision` does it, on the CPU: scale the loss, unscale the gradients in before_step"
+    order, S = 10, 2.**16
+    def before_backward(self): self.learn.loss_grad = self.learn.loss_grad * self.S
+    def before_step(self): torch._foreach_mul_([p.grad for p in self.learn.model.parameters()], 1 / self.S)
+
+
+class _PostClipNorm(Callback):
+    "Norm (float64) of the gradients the optimizer is about to use"
+    order = GradClip.order + 1
+    def before_fit(self): self.seen = []
+    def before_step(self):
+        self.seen.append(torch.linalg.vector_norm(torch.cat([p.grad.double().flatten() for p in self.learn.model.parameters()])).item())
+
+
+def test_runs_after_loss_unscaling():
+    from fastai.callback.fp16 import MixedPrecision
+    assert GradClip.order > MixedPrecision.order == _FakeScale.order
+    probe = _PostClipNorm()
+    _fit([_FakeScale(), GradClip(max_norm=1e-3), probe], n_epoch=1)
+    np.testing.assert_allclose(probe.seen, 1e-3, rtol=1e-6)       # clipped in the units of the real gradient
+
+
+def test_fit_with_a_pytorch_optimizer():
+    "fastai's `OptimWrapper` around `torch.optim.SGD`: same result as fastai's `GradientClip`"
+    from functools import partial
+    from fastai.learner import Learner
+    from fastai.losses import MSELossFlat
+    from fastai.optimizer import OptimWrapper
+    from fastai.test_utils import synth_dbunch
+    def fit(cb):
+        set_seed(5)
+        net = nn.Sequential(nn.Linear(1, 8), nn.ReLU(), nn.Linear(8, 1))
+        learn = Learner(synth_dbunch(), net, loss_func=MSELossFlat(), lr=0.1, cbs=cb,
+                        opt_func=partial(OptimWrapper, opt=partial(torch.optim.SGD, momentum=0.9)))
+        with learn.no_logging(), learn.no_bar(): learn.fit(2)
+        return torch.cat([p.detach().flatten() for p in net.parameters()]), learn
+    ref, _ = fit(GradientClip(max_norm=0.3))
+    ours, learn = fit(GradClip(max_norm=0.3))
+    assert learn.grad_clip.stats.clipped.sum() > 0
+    torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-5)
