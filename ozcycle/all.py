@@ -5,11 +5,12 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/09_all.ipynb #6655067f
+# %% ../nbs/09_all.ipynb #b979787b
 from .schedules import *
 from .fit import *
 from .clip import *
 from .data import *
-from . import schedules as _schedules, fit as _fit, clip as _clip, data as _data
+from .experiment import *
+from . import schedules as _schedules, fit as _fit, clip as _clip, data as _data, experiment as _experiment
 # nbdev writes `__all__ = []` for a module that defines nothing; re-export every module's public names instead
-__all__ = [name for mod in (_schedules, _fit, _clip, _data) for name in mod.__all__]
+__all__ = [name for mod in (_schedules, _fit, _clip, _data, _experiment) for name in mod.__all__]

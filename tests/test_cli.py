@@ -1,0 +1,71 @@
+"""The `ozcycle` command: the console script as a user runs it (help, a bad flag, a quick run via `python -m ozcycle.cli`),
+and `main(argv)` in-process for the other bad flags (argparse message, exit status 2) and `summary`.
+Every subprocess pays the torch/fastai import (seconds), so only three are started."""
+import subprocess, sys, tomllib
+from pathlib import Path
+import pytest
+from ozcycle.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+OZCYCLE = Path(sys.executable).parent/'ozcycle'
+
+def run(*args, cmd=None):
+    return subprocess.run([*(cmd or [str(OZCYCLE)]), *args], capture_output=True, text=True, timeout=600)
+
+def call(capsys, *args):
+    "`main(args)`: exit status, stdout, stderr"
+    try: rc = main(list(args))
+    except SystemExit as e: rc = e.code
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+def test_console_script_declared():
+    scripts = tomllib.loads((ROOT/'pyproject.toml').read_text())['project']['scripts']
+    assert scripts == {'ozcycle': 'ozcycle.cli:main'}
+    assert OZCYCLE.exists(), f"{OZCYCLE} missing: install the package (pip install -e .)"
+
+def test_help_for_a_newcomer(capsys):
+    r = run('run', '--help')
+    assert r.returncode == 0, r.stderr
+    for phrase in ['usage: ozcycle run', 'fit_one_cycle(E0+E1)', 'paired seeds', 'results.csv', 'config.json',
+                   'Run the same command again', '--quick', '--arms', 'NAME=STRATEGY:KEY=VALUE', 'lr_div (10)', 'examples:']:
+        assert phrase in r.stdout, phrase
+    rc, out, _ = call(capsys, '--help')
+    assert rc == 0 and 'run' in out and 'summary' in out
+
+def test_bad_flag_exits_2_from_the_shell():
+    r = run('run', '--epochs', '3')
+    assert (r.returncode, r.stdout) == (2, '')
+    assert 'usage: ozcycle run' in r.stderr and 'ozcycle run: error: argument --epochs: expected 2 arguments' in r.stderr
+
+@pytest.mark.parametrize('args,message', [
+    (['run', '--seeds', 'five'], "argument --seeds: invalid int value: 'five'"),
+    (['run', '--dataset', 'mnist'], "argument --dataset: invalid choice: 'mnist'"),
+    (['run', '--frobnicate'], 'unrecognized arguments: --frobnicate'),
+    (['run', '--arms', 'r=refit:lr_dv=3'], "unexpected argument(s) lr_dv"),
+    (['run', '--arms', 'r=refit:lr_div'], "must look like KEY=VALUE"),
+    (['run', '--arms', 'refit', 'refit'], "'refit' more than once"),
+    (['run', '--seeds', '0'], 'seeds=0 must be an integer >= 1'),
+    (['run', '--epochs', '5', '0'], 'e1=0'),
+    (['run', '--lr-max', '0'], 'lr_max=0.0'),
+    (['run', '--threads', '0'], '--threads=0'),
+    (['summary'], 'the following arguments are required: DIR'),
+    ([], 'the following arguments are required: COMMAND'),
+])
+def test_bad_flags_exit_2(capsys, args, message):
+    rc, out, err = call(capsys, *args)
+    assert (rc, out) == (2, ''), (rc, out, err)
+    assert 'usage: ozcycle' in err and 'error:' in err and message in err, err
+
+def test_quick_run_and_summary(tmp_path, capsys):
+    "`python -m ozcycle.cli run --quick` trains, prints the summary and verdict; `ozcycle summary` prints them again"
+    r = run('run', '--quick', '--epochs', '1', '1', '--seeds', '2', '--arms', 'refit', 'low=constant:lr=last', '--out', str(tmp_path),
+            '--quiet', '--device', 'cpu', '--dataset', 'mnist1d', cmd=[sys.executable, '-m', 'ozcycle.cli'])
+    assert r.returncode == 0, r.stderr[-3000:]
+    for arm in ('base', 'refit', 'low', 'long'): assert f'\n{arm} ' in r.stdout, arm
+    assert 'Best mean final accuracy' in r.stdout and '2 paired seeds' in r.stdout and 'results.csv' in r.stdout
+    assert (tmp_path/'experiment'/'results.csv').exists() and (tmp_path/'experiment'/'config.json').exists()
+    rc, out, err = call(capsys, 'summary', str(tmp_path/'experiment'))
+    assert rc == 0 and out.strip() == r.stdout.strip(), err
+    rc, out, err = call(capsys, 'summary', str(tmp_path/'nope'))
+    assert rc == 2 and 'config.json' in err
