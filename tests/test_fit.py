@@ -308,6 +308,7 @@ def test_wd_cbs_reset_opt():
 
 def test_no_previous_fit_raises_and_trains_nothing():
     learn = make()
+    assert learn.fit_state is None   # not fitted yet: None, not an AttributeError from the model
     w = [p.clone() for p in learn.model.parameters()]
     for f, arg in [(lambda: learn.fit_refit(1), 'lr_max'), (lambda: learn.fit_constant(1), 'lr='),
                    (lambda: learn.fit_decay(1), 'lr_start'), (lambda: learn.fit_continue(1, 'refit'), 'lr_max'),

@@ -33,9 +33,6 @@ def run(fit, n_trn=5, groups=1, **kw):
     return np.array(log.lrs), np.array(log.ms)
 
 
-def squeeze(v): return v if v.ndim == 1 else v
-
-
 @pytest.mark.parametrize("n_epoch,pct_start,lr_max", [(1, 0.25, 1e-2), (3, 0.25, 3e-3), (2, 0.3, 1e-1), (4, 0.0, 1e-2), (2, 0.99, 1e-2)])
 def test_one_cycle_matches_fastai(n_epoch, pct_start, lr_max):
     lrs, moms = run(lambda l: l.fit_one_cycle(n_epoch, lr_max, pct_start=pct_start))
@@ -193,3 +190,33 @@ def test_bad_input_raises_only_value_or_type_error(i, a, b):
     if callable(s):  # accepted: must then produce finite values
         v = sched_values(s, 7)
         assert np.all(np.isfinite(v))
+
+
+@pytest.mark.parametrize("s", ALL, ids=lambda s: type(s).__name__ + str(id(s) % 97))
+def test_past_the_planned_steps_holds_the_ends(s):
+    "Outside [0, 1] a schedule holds its end values (never extrapolates); a NaN pct raises ValueError naming pct"
+    np.testing.assert_array_equal(s(1.25), s(1.)); np.testing.assert_array_equal(s(-0.5), s(0.))
+    with pytest.raises(ValueError, match='pct=nan'): s(float('nan'))
+
+
+@settings(max_examples=40, deadline=None)
+@given(lr=lrs_, pct_start=pcts, div_final=divs, n=steps)
+def test_flat_cos_within_bounds(lr, pct_start, div_final, n):
+    v = sched_values(flat_cos(lr, pct_start, div_final), n)
+    assert v[0] == lr and np.all(np.diff(v) <= 0) and np.all(v >= lr / div_final * (1 - 1e-12))
+
+
+@settings(max_examples=40, deadline=None)
+@given(m0=st.floats(0., 0.999), m1=st.floats(0., 0.999), kind=st.sampled_from(['cos', 'linear']), n=steps)
+def test_decay_only_moms_within_bounds(m0, m1, kind, n):
+    v = sched_values(decay_only_moms((m0, m1), kind), n)
+    assert v[0] == m0 and np.all(v >= min(m0, m1) - 1e-12) and np.all(v <= max(m0, m1) + 1e-12)
+    if m1 >= m0: assert np.all(np.diff(v) >= -1e-15)   # rising, as one-cycle's second phase
+
+
+@settings(max_examples=40, deadline=None)
+@given(vals=st.lists(st.floats(0., 10.), min_size=1, max_size=5), n=steps)
+def test_piecewise_takes_only_its_values(vals, n):
+    w = np.arange(1., len(vals) + 1)
+    v = sched_values(piecewise(vals, w / w.sum()), n)
+    assert set(v.tolist()) <= set(vals)
