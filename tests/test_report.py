@@ -1,0 +1,93 @@
+"""The main job, `python -m ozcycle.report` (what `make run` calls), as a user runs it: help, bad flags, and one experiment
+notebook end to end in quick mode, run twice: the second run reuses every finished run and trains nothing.
+Each notebook execution starts a Jupyter kernel and imports torch/fastai (seconds), so only two are started."""
+import json, os, re, subprocess, sys
+from pathlib import Path
+import nbformat
+import pytest
+from ozcycle.report import EXPERIMENTS, main, nbs_path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+def run(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, '-m', 'ozcycle.report', *args], capture_output=True, text=True, timeout=900, cwd=cwd)
+
+def call(capsys, *args):
+    try: rc = main(list(args))
+    except SystemExit as e: rc = e.code
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+def test_makefile_runs_the_report():
+    assert re.search(r'^run:.*\n\t\$\(BIN\)/python -m ozcycle.report --out reports$', (ROOT/'Makefile').read_text(), re.M)
+
+def test_help(capsys):
+    rc, out, _ = call(capsys, '--help')
+    assert rc == 0
+    for phrase in ['usage: python -m ozcycle.report', '--out', '--results', '--only', '--quick', '--jobs', 'summary.md',
+                   'reuses every finished run', *EXPERIMENTS]:
+        assert phrase in out, phrase
+
+@pytest.mark.parametrize('args,msg', [(['--jobs', '0'], 'argument --jobs: must be >= 1, got 0'),
+                                      (['--only', '14_sgdr'], "argument --only: invalid choice: '14_sgdr'"),
+                                      (['--threads', 'two'], "argument --threads: invalid int value: 'two'")])
+def test_bad_flags_exit_2(capsys, args, msg):
+    rc, out, err = call(capsys, *args)
+    assert (rc, out) == (2, '') and msg in err and 'usage: python -m ozcycle.report' in err
+
+def test_experiment_notebooks_follow_the_layout():
+    "Each experiment notebook: H1 + `>` question, the sections in order, one parameters cell with the shared names, a verdict cell"
+    for nb in EXPERIMENTS:
+        cells = nbformat.read(nbs_path()/f'{nb}.ipynb', as_version=4).cells
+        md = '\n'.join(c.source for c in cells if c.cell_type == 'markdown')
+        assert re.match(r'# \S.*\n+> \S', cells[0].source), nb
+        heads = re.findall(r'^## (\w+)', md, re.M)
+        assert heads[:5] == ['Hypothesis', 'Setup', 'Run', 'Plot', 'Verdict'], (nb, heads)
+        assert 'https://forums.fast.ai/t/following-up-on-fit-one-cycle/42516' in md, nb
+        params = [c for c in cells if 'parameters' in c.metadata.get('tags', [])]
+        assert len(params) == 1, nb
+        for name in ['QUICK', 'DATASET', 'E0', 'E1', 'SEEDS', 'LR_MAX', 'DEVICE', 'N_THREADS', 'OUT', 'NAME']:
+            assert re.search(rf'^{name} = ', params[0].source, re.M), (nb, name)
+        assert "os.environ.get('IN_TEST')" in params[0].source, nb
+        assert sum('verdict' in c.metadata.get('tags', []) for c in cells) == 1, nb
+        code = '\n'.join(c.source for c in cells if c.cell_type == 'code')
+        assert not re.search(r'^(def|class) ', code, re.M), f"{nb} defines something the library should hold"
+
+def test_quick_report_end_to_end_and_rerun_reuses_runs(tmp_path):
+    out, results = tmp_path/'reports', tmp_path/'results'
+    r = run('--quick', '--only', '10_refit', '--out', str(out), '--results', str(results))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ['10_refit.html', '10_refit.ipynb', 'summary.md']  # no temporary files
+    assert not list(nbs_path().glob('kernel*')), 'kernel socket files left in nbs/ (the kernel\'s working directory)'
+    nb = nbformat.read(out/'10_refit.ipynb', as_version=4)
+    assert nb.metadata.papermill.parameters['OUT'] == str(results/'quick')
+    assert not any(o.get('output_type') == 'error' for c in nb.cells for o in c.get('outputs', []))
+    summary = (out/'summary.md').read_text()
+    assert '| refit | `refit_10` | refit | 4 | 1 |' in summary            # quick mode: 2 + 2 epochs, one seed
+    assert '**No interval** with 1 paired seed' in summary                   # the verdict, computed on one seed
+    assert '### 13_long_run' in summary and 'did not reach its verdict cell' in summary  # not run with --only
+    cfg = json.loads((results/'quick'/'refit'/'config.json').read_text())
+    assert (cfg['e0'], cfg['e1'], cfg['seeds'], cfg['dataset']) == (2, 2, [0], 'mnist1d')
+    runs = sorted((results/'quick'/'_runs').glob('*/run.json'))
+    assert len(runs) == 5  # base, three refits, long; one seed
+    stamp = {p: p.stat().st_mtime_ns for p in runs}
+    r = run('--quick', '--only', '10_refit', '--out', str(out), '--results', str(results))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert {p: p.stat().st_mtime_ns for p in sorted((results/'quick'/'_runs').glob('*/run.json'))} == stamp  # nothing retrained
+    table = lambda t: t.split('## Every arm')[1].split('## Verdicts')[0]
+    assert table((out/'summary.md').read_text()) == table(summary)  # the same numbers
+
+def test_failed_notebook_is_still_written(tmp_path):
+    "A notebook that fails: the executed notebook and page up to the failing cell, summary.md says so"
+    from ozcycle.report import run_reports
+    nbs = tmp_path/'nbs'; nbs.mkdir()
+    for nb in EXPERIMENTS:  # stand-ins: 10 fails in its run cell
+        cells = [nbformat.v4.new_code_cell('X = 1', metadata={'tags': ['parameters']}),
+                 nbformat.v4.new_code_cell("raise RuntimeError('boom')" if nb == '10_refit' else 'X')]
+        nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata={'kernelspec': {'name': 'python3', 'display_name': 'Python 3',
+                                                                                      'language': 'python'}}), nbs/f'{nb}.ipynb')
+    res = run_reports(tmp_path/'out', tmp_path/'results', notebooks=['10_refit'], nbs=nbs, quick=True, jobs=1)
+    (r,) = res['runs']
+    assert r['error'] and 'boom' in r['error']
+    assert (tmp_path/'out'/'10_refit.ipynb').exists() and 'boom' in (tmp_path/'out'/'10_refit.html').read_text()
+    assert '**The notebook failed**' in (tmp_path/'out'/'summary.md').read_text()
