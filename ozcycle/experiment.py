@@ -13,11 +13,11 @@ import matplotlib.pyplot as plt
 from fastcore.foundation import L
 from fastai.learner import Learner
 from fastai.optimizer import Adam
-from fastai.callback.core import Callback, CancelFitException, TrainEvalCallback
+from fastai.callback.core import Callback, CancelFitException, TrainEvalCallback, event
 from fastai.torch_core import find_bs, default_device
 from fastprogress.fastprogress import master_bar, progress_bar
 from .schedules import one_cycle, one_cycle_moms
-from .fit import FitState, continuation_scheds, continuation_defaults, strategies
+from .fit import FitState, LeanCallback, continuation_scheds, continuation_defaults, strategies
 from .data import DATASETS, get_data, get_model
 
 # %% auto #0
@@ -194,7 +194,7 @@ class _RunLock:
 class DivergenceWarning(RuntimeWarning):
     "A run's loss became non-finite: it is recorded as diverged and the other runs go on"
 
-class RunLog(Callback):
+class RunLog(LeanCallback):
     "Per-epoch rows and per-batch LR/momentum, a divergence check, and an atomic checkpoint after every epoch"
     order = 70  # after ParamScheduler (60): the optimizer holds the batch's LR and momentum
     def __init__(self,
@@ -208,27 +208,29 @@ class RunLog(Callback):
         self.rows, self.hps = list(rows or []), {k: list(v) for k, v in (hps or {'lr': [], 'mom': []}).items()}
         self.diverged = None
     def before_epoch(self):
-        self.t0, self.n_train, self.n_valid = time.perf_counter(), 0, 0
-        self.train_sum = self.valid_sum = self.n_correct = 0.
+        self.t0 = time.perf_counter()
+        # updated in place: setting a Callback attribute costs a lookup on the learner (fastai's shadowing check)
+        self.sums = {'train': 0., 'n_train': 0, 'valid': 0., 'n_valid': 0, 'correct': 0.}
     def after_batch(self):
-        lrn = self.learn  # direct attribute access: this runs on every batch
+        lrn, s = self.learn, self.sums  # direct attribute access: this runs on every batch
         y = lrn.yb[0] if len(lrn.yb) else None
         bs = y.shape[0] if isinstance(y, torch.Tensor) and y.ndim else find_bs(lrn.yb)
         loss = lrn.loss.detach()
         loss = (loss.float() if loss.device.type == 'mps' else loss.double()) * bs  # MPS has no float64
         if lrn.training:
-            self.train_sum, self.n_train = self.train_sum + loss, self.n_train + bs
+            s['train'], s['n_train'] = s['train'] + loss, s['n_train'] + bs
             h = lrn.opt.hypers[-1]
             self.hps['lr'].append(float(h['lr'])); self.hps['mom'].append(float(h.get('mom', math.nan)))
         else:
-            self.valid_sum, self.n_valid = self.valid_sum + loss, self.n_valid + bs
-            if lrn.pred.ndim >= 2: self.n_correct = self.n_correct + (lrn.pred.argmax(-1) == y).sum()
+            s['valid'], s['n_valid'] = s['valid'] + loss, s['n_valid'] + bs
+            if lrn.pred.ndim >= 2: s['correct'] = s['correct'] + (lrn.pred.argmax(-1) == y).sum()
     def after_epoch(self):
-        if self.n_train == 0: return  # nothing trained in this epoch
-        h, epoch = self.opt.hypers[-1], self.epoch0 + self.epoch + 1
-        tl = float(self.train_sum) / self.n_train
-        vl = float(self.valid_sum) / self.n_valid if self.n_valid else math.nan
-        acc = float(self.n_correct) / self.n_valid if self.n_valid else math.nan
+        s = self.sums
+        if s['n_train'] == 0: return  # nothing trained in this epoch
+        h, epoch = self.learn.opt.hypers[-1], self.epoch0 + self.epoch + 1
+        tl = float(s['train']) / s['n_train']
+        vl = float(s['valid']) / s['n_valid'] if s['n_valid'] else math.nan
+        acc = float(s['correct']) / s['n_valid'] if s['n_valid'] else math.nan
         row = dict(epoch=epoch, train_loss=tl, valid_loss=vl, accuracy=acc, lr=float(h['lr']),
                    mom=float(h.get('mom', math.nan)), time_s=time.perf_counter() - self.t0, diverged=False)
         bad = [n for n, v in (('train', tl), ('valid', vl)) if not math.isfinite(v)]
@@ -329,13 +331,31 @@ class _Bars:
         self.done += 1
         if self.mb is not None: self.mb.update(self.done)
 
+class _LeanTrainEval(LeanCallback, TrainEvalCallback):
+    "fastai's `TrainEvalCallback` as a `LeanCallback`, counting batches through `self.learn` directly"
+    @property
+    def name(self): return 'train_eval'  # fastai's: `learn.train_eval`
+    def after_batch(self):
+        lrn = self.learn
+        lrn.pct_train += 1./(lrn.n_iter*lrn.n_epoch)
+        lrn.train_iter += 1
+
+def _order(cb): return getattr(cb, 'order', 0)
+
+class _LeanLearner(Learner):
+    "fastai's `Learner`, sending one event to its callbacks in fastai's order without building fastcore `L`s each time"
+    def __call__(self, event_name):
+        if not isinstance(event_name, str): return super().__call__(event_name)
+        if not hasattr(event, event_name): raise Exception(f'missing {event_name}')
+        for cb in sorted(self.cbs, key=_order): cb(event_name)
+
 def lean_learner(dls, # the data, e.g. `ozcycle.data.get_data(...)`
                  model, # a classifier returning logits
                  wd:float|None=None, # weight decay; None: fastai's Adam default (0.01)
                  moms=(0.95, 0.85, 0.95)): # one-cycle momentums
     "The `Learner` every run trains: fastai's Adam and cross-entropy, with only the callbacks a run needs"
-    return Learner(dls, model, loss_func=nn.CrossEntropyLoss(), opt_func=Adam, wd=wd, moms=tuple(moms),
-                   default_cbs=False, cbs=[TrainEvalCallback()])
+    return _LeanLearner(dls, model, loss_func=nn.CrossEntropyLoss(), opt_func=Adam, wd=wd, moms=tuple(moms),
+                        default_cbs=False, cbs=[_LeanTrainEval()])
 
 class _Runner:
     "Trains the runs of one configuration into the shared store `out/_runs` (internal; use `run_experiment`)"
@@ -503,9 +523,9 @@ class Results:
         "Which arm won, by how much, resolved or not (see `verdict`)"
         return verdict(self.df, self.config, metric, control, conf, include_base)
     def schedules(self, seed=None) -> dict:
-        "Per arm: the per-batch LR/momentum of run `seed` (default the first seed) and the batches per epoch"
+        "Per arm, in the table's order: the per-batch LR/momentum of run `seed` (default the first seed) and the batches per epoch"
         seed = self.config['seeds'][0] if seed is None else seed
-        return {a: self.hps[(a, s)] for (a, s) in self.hps if s == seed}
+        return {a: self.hps[(a, seed)] for a in _arm_names(self.config) if (a, seed) in self.hps}
     def plot(self, metric='accuracy', conf=0.95):
         "Valid loss per epoch, final `metric` per arm, and the LR and momentum of every arm, in one figure"
         fig, axs = plt.subplots(2, 2, figsize=(12, 7))
