@@ -168,6 +168,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'ozcycle.experiment._table': ('experiment.html#_table', 'ozcycle/experiment.py'),
                                     'ozcycle.experiment._versions': ('experiment.html#_versions', 'ozcycle/experiment.py'),
                                     'ozcycle.experiment.check_arms': ('experiment.html#check_arms', 'ozcycle/experiment.py'),
+                                    'ozcycle.experiment.code_version': ('experiment.html#code_version', 'ozcycle/experiment.py'),
                                     'ozcycle.experiment.compare': ('experiment.html#compare', 'ozcycle/experiment.py'),
                                     'ozcycle.experiment.final_metrics': ('experiment.html#final_metrics', 'ozcycle/experiment.py'),
                                     'ozcycle.experiment.hardware': ('experiment.html#hardware', 'ozcycle/experiment.py'),

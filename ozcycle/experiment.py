@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_experiment.ipynb #67b39838
 from __future__ import annotations
-import hashlib, json, math, numbers, os, platform, random, re, time, warnings
+import functools, hashlib, json, math, numbers, os, platform, random, re, time, warnings
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np, pandas as pd, torch, scipy.stats
@@ -23,9 +23,9 @@ from .data import DATASETS, get_data, get_model
 # %% auto #0
 __all__ = ['CONTROLS', 'ONE_CYCLE_KEYS', 'QUICK_DATA', 'SMALL_DATASETS', 'COLUMNS', 'HIGHER_IS_BETTER', 'save_json', 'save_csv',
            'save_checkpoint', 'load_checkpoint', 'rng_state', 'set_rng_state', 'seed_everything', 'check_arms',
-           'run_spec', 'run_key', 'DivergenceWarning', 'RunLog', 'hardware', 'make_config', 'lean_learner',
-           'run_experiment', 'Results', 'load_results', 't_interval', 'final_metrics', 'compare', 'summarize',
-           'Verdict', 'verdict', 'plot_curves', 'plot_final', 'plot_schedules']
+           'code_version', 'run_spec', 'run_key', 'DivergenceWarning', 'RunLog', 'hardware', 'make_config',
+           'lean_learner', 'run_experiment', 'Results', 'load_results', 't_interval', 'final_metrics', 'compare',
+           'summarize', 'Verdict', 'verdict', 'plot_curves', 'plot_final', 'plot_schedules']
 
 # %% ../nbs/05_experiment.ipynb #945960cf
 def _atomic(path, write):
@@ -152,9 +152,20 @@ def _num(v):
     if isinstance(v, (list, tuple)): return [_num(x) for x in v]
     return v
 
+@functools.lru_cache(None)
+def code_version() -> str: # 12 hex digits
+    "Fingerprint of the code that decides a run's numbers: ozcycle's training modules and the torch/fastai versions"
+    import torch, fastai
+    from ozcycle import schedules, fit, data, experiment
+    h = hashlib.sha1(f'{torch.__version__} {fastai.__version__}'.encode())
+    for m in (schedules, fit, data, experiment): h.update(Path(m.__file__).read_bytes())
+    return h.hexdigest()[:12]
+
 def _common(cfg):
+    # `code`: a run stored by other code is never reused (change a schedule, and `make run` trains afresh)
     return {'dataset': cfg['dataset'], 'model': cfg['model'], 'model_kw': cfg['model_kw'], 'data_kw': cfg['data_kw'],
-            'bs': cfg['bs'], 'lr_max': cfg['lr_max'], 'wd': cfg['wd'], 'moms': cfg['moms'], 'device': cfg['device_type']}
+            'bs': cfg['bs'], 'lr_max': cfg['lr_max'], 'wd': cfg['wd'], 'moms': cfg['moms'], 'device': cfg['device_type'],
+            'code': code_version()}
 
 def run_spec(cfg:dict, # an experiment's configuration (see `run_experiment`)
              arm:str, # 'base', 'long' or one of cfg['arms']

@@ -137,3 +137,15 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match='seeds'): run_experiment(seeds=0)
     with pytest.raises(ValueError, match='dataset'): run_experiment(dataset='mnist')
     with pytest.raises(ValueError, match='e1=0'): run_experiment(e1=0)
+
+
+def test_run_key_changes_with_the_code(monkeypatch):
+    "A run stored by other code (a changed schedule, a new torch) is never reused: the code fingerprint is in the key"
+    import ozcycle.experiment as ex
+    cfg = ex.make_config(arms=['refit'], e0=2, e1=2, seeds=1, quick=True)
+    spec = run_spec(cfg, 'refit', 0)
+    assert spec['code'] == ex.code_version() and len(spec['code']) == 12
+    key = run_key(spec)
+    monkeypatch.setattr(ex, 'code_version', lambda: '0123456789ab')
+    assert run_key(run_spec(cfg, 'refit', 0)) != key
+    assert run_key(run_spec(cfg, 'base', 0)) != run_key({**run_spec(cfg, 'base', 0), 'code': spec['code']})
