@@ -205,3 +205,18 @@ def test_bad_names_list_the_valid_ones():
     with pytest.raises(ValueError, match='cifar10, digits, imagenette, mnist1d'): get_data('mnist')
     with pytest.raises(ValueError, match='cnn1d, mlp, resnet9, xresnet18'): get_model('resnet')
     with pytest.raises(ValueError, match='n_valid'): load_mnist1d(n_valid=0)
+
+
+def test_fastai_interpretation_sees_every_class(tmp_path):
+    "dls.vocab is a CategoryMap as in fastai's loaders, so ClassificationInterpretation gives a full confusion matrix"
+    from fastai.learner import Learner
+    from fastai.interpret import ClassificationInterpretation
+    from fastai.data.transforms import CategoryMap
+    from ozcycle.data import get_data, get_model
+    dls = get_data('mnist1d', n_train=400, n_valid=200, cache=tmp_path, device='cpu')
+    assert isinstance(dls.vocab, CategoryMap) and list(dls.vocab) == [str(i) for i in range(10)]
+    learn = Learner(dls, get_model('cnn1d'))
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
+    interp = ClassificationInterpretation.from_learner(learn)
+    cm = interp.confusion_matrix()
+    assert cm.shape == (10, 10) and cm.sum() == 200
