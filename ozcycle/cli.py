@@ -93,6 +93,36 @@ def _parser():
     return p, r
 
 # %% ../nbs/06_cli.ipynb #e18b880a
+def _check_device(device:str) -> None: # the --device value
+    "Raise `ValueError` naming `--device` unless `device` is a torch device this machine has"
+    import torch
+    try: dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"--device {device}: not a torch device; use e.g. cpu, cuda, cuda:0 or mps") from None
+    if dev.type == 'cuda':
+        if not torch.cuda.is_available(): raise ValueError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), cuda:0..cuda:{torch.cuda.device_count()-1}")
+    if dev.type == 'mps' and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device}: MPS is not available on this machine; use --device cpu")
+
+def _check_out(out:str) -> None: # the --out value
+    "Raise `ValueError` naming `--out` unless the folder `out` can be created and written; leaves nothing behind"
+    import tempfile
+    path, made = Path(out), []
+    for d in [path, *path.parents]:  # the folders mkdir would create, deepest first
+        if d.exists() or d == d.parent: break
+        made.append(d)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path) as f: f.write(b'ozcycle')
+    except OSError as e:
+        raise ValueError(f"--out {out}: cannot create or write this folder ({e.strerror or e}); give a writable folder") from None
+    finally:
+        for d in made:
+            try: d.rmdir()
+            except OSError: pass
+
 def _print_results(res, metric='accuracy'):
     import pandas as pd
     s = res.summary(metrics=(metric,))
@@ -102,8 +132,7 @@ def _print_results(res, metric='accuracy'):
     print(); print(res.verdict(metric))
     if res.path is not None: print(f"\nresults: {res.path/'results.csv'}")
 
-def main(argv:list|None=None) -> int: # command-line arguments; default `sys.argv[1:]`
-    "The `ozcycle` command: `ozcycle run ...` or `ozcycle summary DIR`"
+def _main(argv):
     p, r = _parser()
     a = p.parse_args(argv)
     from ozcycle.experiment import run_experiment, load_results, make_config
@@ -121,7 +150,9 @@ def main(argv:list|None=None) -> int: # command-line arguments; default `sys.arg
         if dup: raise ValueError(f"--arms names {', '.join(map(repr, dup))} more than once; give each arm its own NAME=")
         kw['arms'] = dict(arms)
         if a.threads is not None and a.threads < 1: raise ValueError(f"--threads={a.threads} must be >= 1")
+        if a.device is not None: _check_device(a.device)
         make_config(**kw)
+        _check_out(a.out)
     except (ValueError, TypeError) as e: r.error(str(e))
     show = warnings.showwarning
     warnings.showwarning = lambda msg, cat, *args, **kws: print(f"{cat.__name__}: {msg}", file=sys.stderr)
@@ -129,6 +160,16 @@ def main(argv:list|None=None) -> int: # command-line arguments; default `sys.arg
     finally: warnings.showwarning = show
     print(); _print_results(res)
     return 0
+
+def main(argv:list|None=None) -> int: # command-line arguments; default `sys.argv[1:]`
+    "The `ozcycle` command: `ozcycle run ...` or `ozcycle summary DIR`"
+    with warnings.catch_warnings():
+        # Importing fastai makes torch warn "`torch.jit.script` is deprecated" (FutureWarning) on every call: noise to a
+        # user of the command, who can do nothing about it. Only the command hides it, only that message, and only while it
+        # runs (`catch_warnings` restores the filters); the library leaves warning filters alone.
+        warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=FutureWarning, module=r'torch\.')
+        return _main(argv)
+
 
 # %% ../nbs/06_cli.ipynb #749b4889
 if __name__ == '__main__': sys.exit(main())

@@ -62,6 +62,7 @@ def test_quick_run_and_summary(tmp_path, capsys):
     r = run('run', '--quick', '--epochs', '1', '1', '--seeds', '2', '--arms', 'refit', 'low=constant:lr=last', '--out', str(tmp_path),
             '--quiet', '--device', 'cpu', '--dataset', 'mnist1d', cmd=[sys.executable, '-m', 'ozcycle.cli'])
     assert r.returncode == 0, r.stderr[-3000:]
+    assert 'torch.jit.script' not in r.stderr and 'FutureWarning' not in r.stderr, r.stderr[-3000:]  # hidden by the command
     for arm in ('base', 'refit', 'low', 'long'): assert f'\n{arm} ' in r.stdout, arm
     assert 'Best mean final accuracy' in r.stdout and '2 paired seeds' in r.stdout and 'results.csv' in r.stdout
     assert (tmp_path/'experiment'/'results.csv').exists() and (tmp_path/'experiment'/'config.json').exists()
@@ -69,3 +70,38 @@ def test_quick_run_and_summary(tmp_path, capsys):
     assert rc == 0 and out.strip() == r.stdout.strip(), err
     rc, out, err = call(capsys, 'summary', str(tmp_path/'nope'))
     assert rc == 2 and 'config.json' in err
+
+def test_device_without_cuda_is_a_usage_error(capsys, monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    rc, out, err = call(capsys, 'run', '--quick', '--device', 'cuda')
+    assert (rc, out) == (2, ''), (rc, out, err)
+    assert 'ozcycle run: error: --device cuda: CUDA is not available on this machine; use --device cpu' in err, err
+
+@pytest.mark.parametrize('device', ['gpu', 'cuda0', ''])
+def test_device_not_a_torch_device_is_a_usage_error(capsys, device):
+    rc, out, err = call(capsys, 'run', '--quick', '--device', device)
+    assert (rc, out) == (2, ''), (rc, out, err)
+    assert f'ozcycle run: error: --device {device}: not a torch device; use e.g. cpu, cuda' in err, err
+
+def test_out_not_writable_is_a_usage_error(capsys, tmp_path):
+    (tmp_path/'a_file').write_text('x')
+    for bad in ['/proc/nope', str(tmp_path/'a_file'), str(tmp_path/'a_file'/'sub'/'deeper')]:
+        rc, out, err = call(capsys, 'run', '--quick', '--device', 'cpu', '--out', bad)
+        assert (rc, out) == (2, ''), (bad, rc, out, err)
+        assert f'ozcycle run: error: --out {bad}: cannot create or write this folder' in err, err
+    assert not Path('/proc/nope').exists() and [p.name for p in tmp_path.iterdir()] == ['a_file']
+
+def test_out_check_leaves_nothing_behind(tmp_path):
+    from ozcycle.cli import _check_out
+    _check_out(str(tmp_path/'new'/'deep'))  # creatable and writable: no error, and the folders it made are gone
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path/'kept').mkdir(); (tmp_path/'kept'/'old.txt').write_text('x')
+    _check_out(str(tmp_path/'kept'))  # an existing folder stays, with only what it had
+    assert [p.name for p in (tmp_path/'kept').iterdir()] == ['old.txt']
+
+def test_main_leaves_warning_filters_alone(capsys):
+    import warnings
+    before = list(warnings.filters)
+    call(capsys, 'run', '--device', 'gpu')
+    assert warnings.filters == before
