@@ -346,6 +346,40 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match='mom=1.5'): learn.fit_constant(1, mom=1.5)
     with pytest.raises(TypeError, match='prev='): learn.fit_refit(1, prev={'lr_max': 1e-2})
     with pytest.raises(TypeError, match='scheds'): learn.fit_schedule(1, [constant(1e-3)])
+    with pytest.raises(TypeError, match='lr=True'): learn.fit_constant(1, lr=True)
+    with pytest.raises(TypeError, match='lr_max=True'): learn.fit_refit(1, lr_max=True)
+    with pytest.raises(TypeError, match='lr_max=True'): learn.fit_cycle(1, lr_max=True)
+    with pytest.raises(ValueError, match='wd=-1'): learn.fit_refit(1, wd=-1)
+    with pytest.raises(ValueError, match='wd=nan'): learn.fit_decay(1, wd=float('nan'))
+    with pytest.raises(TypeError, match="moms='high'"): learn.fit_refit(1, moms='high')
+    with pytest.raises(ValueError, match=re.escape('moms=(0.9, 1.5, 0.9): moms[1]=1.5 must be a momentum in [0, 1)')):
+        learn.fit_refit(1, moms=(0.9, 1.5, 0.9))
+    assert learn.fit_state.kind == 'one_cycle' and learn.fit_state.n_trained == N_TRN   # none of them trained
+
+
+@pytest.mark.parametrize("strategy", strategies)
+def test_resume_after_callback_cancel_uses_base_defaults(strategy):
+    "fit_one_cycle(2); a continuation stopped by CancelFitException after epoch 2; resumed at start_epoch=2 without prev == uninterrupted tail"
+    def base():
+        learn = make()
+        learn.fit_one_cycle(2, 1e-2)
+        return learn
+    full = base()
+    full.fit_continue(4, strategy)
+    cut = base(); base_state = cut.fit_state
+    cut.fit_continue(4, strategy, cbs=StopAfter(1))   # fastai catches the CancelFitException; after_fit still records
+    st = cut.fit_state
+    assert not st.completed and st.n_trained == 2 * N_TRN and st.defaults_from is base_state
+    assert pickle.loads(pickle.dumps(st)).defaults_from.lr_max == base_state.lr_max   # survives a checkpoint
+    log = HyperLog()
+    cut.fit_continue(4, strategy, start_epoch=2, cbs=log)
+    np.testing.assert_array_equal(cut.fit_state.hps['lr'], full.fit_state.hps['lr'][2 * N_TRN:])
+    np.testing.assert_array_equal(log.arrays()[0], full.fit_state.hps['lr'][2 * N_TRN:])
+    np.testing.assert_array_equal(cut.fit_state.hps['mom'], full.fit_state.hps['mom'][2 * N_TRN:])
+    np.testing.assert_array_equal(cut.fit_state.lr_max, full.fit_state.lr_max)
+    if strategy == 'refit': np.testing.assert_allclose(cut.fit_state.lr_max, [1e-3])   # base 1e-2 / 10, not 1e-4
+    for p, q in zip(full.model.parameters(), cut.model.parameters()): assert torch.equal(p, q)
+    assert cut.fit_state.completed and cut.fit_state.defaults_from is None
 
 
 @pytest.mark.parametrize("strategy", strategies)
