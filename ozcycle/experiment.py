@@ -651,6 +651,15 @@ def _pair_line(c, metric, n_seeds):
     if c['resolved']: return txt + f"resolved (the interval excludes 0): `{c['better']}` is better."
     return txt + f"not resolved (the interval includes 0): with {n_seeds} seed{'s' * (n_seeds != 1)} this experiment cannot tell `{a}` and `{b}` apart."
 
+def _quick_note(config, n_seeds):
+    "The footer's warning for a quick-mode (smoke) run: its seeds and data slice; '' for a full run"
+    if not config.get('quick'): return ''
+    kw = config.get('data_kw') or {}
+    size = (f"a {kw['n_train']:,}/{kw['n_valid']:,}-example (train/valid) slice of {config.get('dataset')}" if {'n_train', 'n_valid'} <= set(kw)
+            else f"{config.get('dataset')} ({', '.join(f'{k}={v}' for k, v in kw.items())})" if kw else f"{config.get('dataset')} (small data)")
+    return (f"\n\n**Quick mode**: {n_seeds} seed{'s' * (n_seeds != 1)} and {config.get('e0')}+{config.get('e1')} epochs on {size}: "
+            "a smoke test, not evidence.")
+
 def verdict(df:pd.DataFrame, # results table
             config:dict, # the experiment's configuration (`Results.config`, config.json)
             metric:str='accuracy', # the final metric that decides: 'accuracy' (higher wins), 'valid_loss' or 'train_loss' (lower wins)
@@ -668,7 +677,8 @@ def verdict(df:pd.DataFrame, # results table
     foot = (f"{n_seeds} paired seed{'s' * (n_seeds != 1)}; {config.get('dataset')}, model {config.get('model')}, "
             f"{config.get('e0')}+{config.get('e1')} epochs, lr_max {config.get('lr_max')}; hardware: {hw.get('device', '?')} "
             f"({hw.get('name', '?')}, {hw.get('torch_threads', '?')} torch thread{'s' * (hw.get('torch_threads') != 1)}); training time {df['time_s'].sum()/60:.1f} min "
-            f"(all epochs of all runs)" + (f", wall time of the last call {config['wall_s']/60:.1f} min" if 'wall_s' in config else '') + '.')
+            f"(all epochs of all runs)" + (f", wall time of the last call {config['wall_s']/60:.1f} min" if 'wall_s' in config else '') + '.'
+            + _quick_note(config, n_seeds))
     if means.empty: return Verdict(f"**No verdict**: every run diverged.\n\n{foot}", None, pd.DataFrame(), metric, n_seeds)
     hib = HIGHER_IS_BETTER[metric]
     win = means.idxmax() if hib else means.idxmin()

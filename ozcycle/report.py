@@ -15,10 +15,10 @@ import matplotlib.pyplot as plt
 from .experiment import HIGHER_IS_BETTER, compare, final_metrics, load_results, t_interval
 
 # %% auto #0
-__all__ = ['SHAPE_COLUMNS', 'SKIP_FLAGS', 'EXPERIMENTS', 'MNIST1D_DESIGN', 'Claim', 'claim', 'cycle_shape', 'shape_summary',
-           'shape_claim', 'plot_lengths', 'plot_shape', 'mark_skipped', 'to_html', 'execute_notebook',
-           'notebook_verdict', 'summary_table', 'markdown_table', 'format_summary', 'write_summary', 'nbs_path',
-           'run_reports', 'main']
+__all__ = ['SHAPE_COLUMNS', 'SKIP_FLAGS', 'EXPERIMENTS', 'CONTINUATIONS', 'MNIST1D_DESIGN', 'Claim', 'claim', 'cycle_shape',
+           'shape_summary', 'shape_claim', 'plot_lengths', 'plot_shape', 'mark_skipped', 'to_html', 'execute_notebook',
+           'notebook_verdict', 'summary_table', 'markdown_table', 'format_summary', 'arm_definition', 'arm_legend',
+           'after_one_cycle', 'write_summary', 'nbs_path', 'run_reports', 'main']
 
 # %% ../nbs/07_report.ipynb #b178ced9
 class Claim:
@@ -313,6 +313,83 @@ def _design_lines(results, names):
         lines.setdefault(line, []).append(f'`{name}`')
     return [f"- {', '.join(ns)}: {line}" for line, ns in lines.items()]
 
+CONTINUATIONS = ('refit', 'constant', 'decay')
+
+def _configs(results, names):
+    "name -> config.json of each experiment found under `results`"
+    return {n: json.loads((Path(results)/n/'config.json').read_text()) for n in names if (Path(results)/n/'config.json').exists()}
+
+def _g(v): return f'{v:.3g}'
+
+def arm_definition(cfg:dict, # an experiment's config.json
+                   arm:str, # 'base', 'long' or one of cfg['arms']
+                  ) -> str: # markdown: the call that trains the arm and what its schedule is
+    "What arm `arm` of the experiment `cfg` trains, computed from its stored spec"
+    e0, e1, lr = cfg['e0'], cfg['e1'], cfg['lr_max']
+    if arm == 'base': return f"`learn.fit_one_cycle(E0)`, E0 = {e0} epochs at lr_max = LR_MAX = {_g(lr)}: the first cycle every continuation starts from"
+    spec = cfg['arms'].get(arm)
+    if spec is None and arm == 'long':
+        return f"`learn.fit_one_cycle(E0 + E1)` from scratch, {e0 + e1} epochs at lr_max = LR_MAX = {_g(lr)}: the control, as many epochs as every continuation"
+    if spec is None: return '_not in config.json_'
+    s, p = spec['strategy'], {k: v for k, v in spec.items() if k != 'strategy'}
+    args = ''.join(f", {k}={v!r}" for k, v in p.items() if k != 'n_epoch')
+    d = p.get('lr_div', 10.)
+    if s == 'one_cycle':
+        return f"`learn.fit_one_cycle({p['n_epoch']}{args})` from scratch: one cycle of {p['n_epoch']} epochs at lr_max = LR_MAX = {_g(p.get('lr_max', lr))}"
+    call = f"after `base`, `learn.fit_{s}(E1{args})`, E1 = {e1} epochs"
+    if s == 'refit':
+        peak = p.get('lr_max', lr/d)
+        return call + f": a second one-cycle peaking at {'LR_MAX/' + _g(d) + ' = ' if 'lr_max' not in p else ''}{_g(peak)}"
+    if s == 'constant':
+        if p.get('lr') == 'last': return call + ": a constant LR, the one the first cycle ended on"
+        return call + f": a constant LR of {'LR_MAX/' + _g(d) + ' = ' if 'lr' not in p else ''}{_g(p.get('lr', lr/d))}"
+    if s == 'decay':
+        kind = {'cos': 'cosine', 'linear': 'linear'}.get(p.get('kind', 'cos'), p.get('kind'))
+        start = p.get('lr_start', lr/d)
+        return call + (f": only the annealing half, {kind} from {'LR_MAX/' + _g(d) + ' = ' if 'lr_start' not in p else ''}{_g(start)} "
+                       f"down to {_g(start)}/{_g(p.get('div_final', 1e5))}")
+    return call
+
+def arm_legend(table:pd.DataFrame, # what `summary_table` returned
+               results, # the results folder it was read from
+              ) -> list: # markdown lines
+    "The 'Arms' section: every arm of every experiment in `table`, with its definition from the experiment's config.json"
+    if table.empty: return []
+    cfgs, md = _configs(results, dict.fromkeys(table['experiment'])), []
+    for name, g in table.groupby('experiment', sort=False):
+        md += [f"- `{name}`:"] + [f"  - `{a}`: {arm_definition(cfgs[name], a)}" for a in g['arm']]
+    return md
+
+def after_one_cycle(table:pd.DataFrame, # what `summary_table` returned
+                    conf:float=0.95, # the confidence level it was computed with
+                   ) -> list: # markdown lines
+    "Per experiment: its best continuation arm (mean final accuracy) and the paired difference against `long`, from `table`"
+    md = []
+    for name, g in table.groupby('experiment', sort=False):
+        cont = g[g['strategy'].isin(CONTINUATIONS)].dropna(subset=['accuracy_mean'])
+        kind = 'continuation'
+        if cont.empty: cont, kind = g[~g['arm'].isin(['base', 'long'])].dropna(subset=['accuracy_mean']), 'single cycle (no continuation arms here)'
+        if cont.empty or 'long' not in set(g['arm']): md.append(f"- `{name}`: no arm to compare with `long`."); continue
+        b = cont.loc[cont['accuracy_mean'].idxmax()]
+        d, lo, hi = b['accuracy_diff'], b['accuracy_diff_lo'], b['accuracy_diff_hi']
+        txt = f"- `{name}`: best {kind} `{b['arm']}`, {_pct(b['accuracy_mean'])}%; − `long` {_fmt(d, _pp)} pp"
+        if not (math.isfinite(lo) and math.isfinite(hi)): md.append(txt + ": no interval (one seed): cannot tell."); continue
+        txt += f" ({100*conf:.0f}% CI {_pp(lo)} to {_pp(hi)} pp): "
+        md.append(txt + (f"resolved: `{b['arm'] if d > 0 else 'long'}` is better." if lo > 0 or hi < 0 else
+                         f"not resolved (the interval includes 0): cannot tell `{b['arm']}` from `long`."))
+    return md
+
+def _quick_lines(results, names):
+    "A warning when any experiment ran in quick mode: its seeds and data, a smoke test"
+    q = {n: c for n, c in _configs(results, names).items() if c.get('quick')}
+    if not q: return []
+    def size(c):
+        kw = c.get('data_kw') or {}
+        return (f"a {kw['n_train']:,}/{kw['n_valid']:,}-example (train/valid) slice of {c['dataset']}" if {'n_train', 'n_valid'} <= set(kw)
+                else f"{c['dataset']} ({', '.join(f'{k}={v}' for k, v in kw.items())})")
+    return ['', "**Quick mode**: " + '; '.join(f"`{n}` {len(c['seeds'])} seed{'s' * (len(c['seeds']) != 1)} and {c['e0']}+{c['e1']} "
+                                               f"epochs on {size(c)}" for n, c in q.items()) + ": a smoke test, not evidence."]
+
 def write_summary(out, # the reports folder: executed notebooks are read from it, summary.md is written to it
                   results, # the results folder the notebooks wrote
                   runs:list|None=None, # what `execute_notebook` returned per notebook (wall times, errors)
@@ -326,9 +403,18 @@ def write_summary(out, # the reports folder: executed notebooks are read from it
           f"`{results}`; every number is computed. Accuracy is the final validation accuracy. Intervals are {100*conf:.0f}% "
           "Student-t intervals over seeds. “− long” is the paired difference against `long`, one `fit_one_cycle(E0 + E1)` from "
           "scratch (the same number of epochs as every continuation), on the same seeds; “resolved” says whether its interval excludes 0."]
+    md += _quick_lines(results, names)
     if wall_s is not None: md += ['', f"Wall time of the job: {wall_s/60:.1f} min."]
-    md += ['', '## Design', '', *_design_lines(results, names), '', '## Every arm', '',
-           format_summary(summary_table(results, names, conf=conf), conf), '', '## Verdicts']
+    table = summary_table(results, names, conf=conf)
+    md += ['', '## Design', '', *_design_lines(results, names)]
+    if not table.empty:
+        md += ['', '## What to do after fit_one_cycle', '',
+               "Per experiment, the arm with the best mean final accuracy among those that continue from `base` (the same "
+               "numbers as the table below), against `long`, one `fit_one_cycle(E0 + E1)` from scratch:", '',
+               *after_one_cycle(table, conf), '', '## Arms', '',
+               "What each arm of the table trains, from the experiment's `config.json` (E0, E1 and LR_MAX as in the design):", '',
+               *arm_legend(table, results)]
+    md += ['', '## Every arm', '', format_summary(table, conf), '', '## Verdicts']
     for nb, name in EXPERIMENTS.items():
         ipynb, r = out/f'{nb}.ipynb', by_nb.get(nb, {})
         md += ['', f"### {nb} (`{name}`)", '']

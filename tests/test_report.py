@@ -66,6 +66,22 @@ def test_quick_report_end_to_end_and_rerun_reuses_runs(tmp_path):
     assert '| refit | `refit_10` | refit | 4 | 1 |' in summary            # quick mode: 2 + 2 epochs, one seed
     assert '**No interval** with 1 paired seed' in summary                   # the verdict, computed on one seed
     assert '### 13_long_run' in summary and 'did not reach its verdict cell' in summary  # not run with --only
+    # the legend names every arm of the table, with its definition; the advice section uses the table's numbers
+    table_arms = re.findall(r'^\| refit \| `(\w+)` \|', summary, re.M)
+    assert table_arms == ['base', 'refit_3', 'refit_10', 'refit_30', 'long'], table_arms
+    legend = summary.split('## Arms')[1].split('## Every arm')[0]
+    assert re.findall(r'^  - `(\w+)`: ', legend, re.M) == table_arms
+    assert '`refit_10`: after `base`, `learn.fit_refit(E1, lr_div=10)`, E1 = 2 epochs' in legend
+    assert '`long`: `learn.fit_one_cycle(E0 + E1)` from scratch, 4 epochs' in legend
+    advice = summary.split('## What to do after fit_one_cycle')[1].split('## Arms')[0]
+    best = re.search(r'^- `refit`: best continuation `(\w+)`, ([\d.]+)%; − `long` ([+-][\d.]+) pp', advice, re.M)
+    row = re.search(rf'^\| refit \| `{best[1]}` \| refit \| 4 \| 1 \| ([\d.]+) \| – \| ([+-][\d.]+) \|', summary, re.M)
+    assert row and (row[1], row[2]) == (best[2], best[3]), (best, row)
+    assert 'no interval (one seed): cannot tell' in advice
+    # quick mode says so, in the summary and in the notebook's verdict footer
+    assert '**Quick mode**: `refit` 1 seed and 2+2 epochs on a 1,000/500-example (train/valid) slice of mnist1d: a smoke test, not evidence.' in summary
+    verdict = summary.split('### 10_refit')[1].split('### 11_')[0]
+    assert 'a smoke test, not evidence' in verdict
     cfg = json.loads((results/'quick'/'refit'/'config.json').read_text())
     assert (cfg['e0'], cfg['e1'], cfg['seeds'], cfg['dataset']) == (2, 2, [0], 'mnist1d')
     runs = sorted((results/'quick'/'_runs').glob('*/run.json'))
