@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m ozcycle.report --out reports
+	$(BIN)/ozcycle report --out reports
 
 test: $(STAMP)
 	@$(BIN)/python tools/check_export.py

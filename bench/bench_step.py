@@ -25,7 +25,7 @@ import fastai.callback.progress  # noqa: F401
 from fastai.optimizer import Adam
 from ozcycle.data import get_data, get_model
 from ozcycle.schedules import one_cycle, one_cycle_moms, sched_values
-from ozcycle.experiment import RunLog, lean_learner
+from ozcycle.runner import RunLog, lean_learner
 import ozcycle.fit  # noqa: F401  (Learner.fit_cycle)
 
 LR_MAX, WD, MOMS = 1e-2, 0.01, (0.95, 0.85, 0.95)

@@ -7,8 +7,8 @@ import numpy as np, pandas as pd, pytest, torch
 from fastai.learner import Learner
 from fastai.optimizer import Adam
 from ozcycle.data import get_data, get_model
-from ozcycle.experiment import (run_experiment, load_results, seed_everything, DivergenceWarning, COLUMNS, QUICK_DATA,
-                                run_spec, run_key)
+from ozcycle.runner import run_experiment, load_results, DivergenceWarning, COLUMNS, QUICK_DATA, run_spec
+from ozcycle.store import seed_everything, run_key
 import ozcycle.fit  # noqa: F401  (Learner.fit_cycle, fit_refit, ...)
 
 VALUES = ['experiment', 'arm', 'strategy', 'seed', 'epoch', 'train_loss', 'valid_loss', 'accuracy', 'lr', 'mom', 'diverged']
@@ -25,7 +25,7 @@ def _csv(path): return pd.read_csv(path)
 def test_branching_equals_training_on(tmp_path):
     "A continuation that branches from the base's checkpoint is exactly the base fit followed by the continuation in one Learner"
     res = run_experiment({'refit': {'strategy': 'refit', 'lr_div': 3}, 'decay': {'strategy': 'decay'}}, e0=2, e1=2, seeds=[3],
-                         out=tmp_path, quick=True, quiet=True, dataset='mnist1d', device='cpu')
+                         lr_max=1e-2, out=tmp_path, quick=True, quiet=True, dataset='mnist1d', device='cpu')
     for arm, fit in (('refit', lambda l: l.fit_refit(2, lr_div=3)), ('decay', lambda l: l.fit_decay(2))):
         dls = get_data('mnist1d', seed=3, device='cpu', **QUICK_DATA['mnist1d'])
         seed_everything(3)
@@ -141,7 +141,7 @@ def test_bad_arguments():
 
 def test_run_key_changes_with_the_code(monkeypatch):
     "A run stored by other code (a changed schedule, a new torch) is never reused: the code fingerprint is in the key"
-    import ozcycle.experiment as ex
+    import ozcycle.runner as ex
     cfg = ex.make_config(arms=['refit'], e0=2, e1=2, seeds=1, quick=True)
     spec = run_spec(cfg, 'refit', 0)
     assert spec['code'] == ex.code_version() and len(spec['code']) == 12
