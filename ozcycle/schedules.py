@@ -84,7 +84,7 @@ def anneal(start, # value at pct=0: float or per-group array, finite
     "Schedule from `start` (at `pct=0`) to `end` (at `pct=1`) along `kind` ('cos', 'linear', '1-sqrt', 'exp', 'no')"
     return Anneal(start, end, kind)
 
-# %% ../nbs/00_schedules.ipynb #2cdda995
+# %% ../nbs/00_schedules.ipynb #32ef6526
 def _seq(name, v):
     "`v` as a list, `TypeError` naming `name` when it is not a sequence"
     if isinstance(v, (str, bytes, dict, set)) or not hasattr(v, '__iter__'): raise TypeError(f"{name}={v!r} must be a list (one entry per piece)")
@@ -99,7 +99,7 @@ def _numbers(name, v, what='a fraction', lo_open=False):
 def _value(name, v, pct):
     "The value `v` that schedule `name` returned at `pct`: finite numbers only"
     try: return check_values(name, v)
-    except (TypeError, ValueError): raise ValueError(f"{name} returned {v!r} at pct={pct!r}: a schedule's values must be finite numbers") from None
+    except (TypeError, ValueError): raise ValueError(f"{name} returned {v!r} at pct={float(pct)!r}: a schedule's values must be finite numbers") from None
 
 # %% ../nbs/00_schedules.ipynb #95db9a75
 class Combine(Sched):
