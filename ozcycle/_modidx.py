@@ -328,6 +328,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'ozcycle.schedules._check_pct_arg': ('schedules.html#_check_pct_arg', 'ozcycle/schedules.py'),
                                    'ozcycle.schedules._check_sched': ('schedules.html#_check_sched', 'ozcycle/schedules.py'),
                                    'ozcycle.schedules._fmt': ('schedules.html#_fmt', 'ozcycle/schedules.py'),
+                                   'ozcycle.schedules._kind': ('schedules.html#_kind', 'ozcycle/schedules.py'),
                                    'ozcycle.schedules._labels': ('schedules.html#_labels', 'ozcycle/schedules.py'),
                                    'ozcycle.schedules._made': ('schedules.html#_made', 'ozcycle/schedules.py'),
                                    'ozcycle.schedules._no_overflow': ('schedules.html#_no_overflow', 'ozcycle/schedules.py'),

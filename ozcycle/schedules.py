@@ -15,7 +15,7 @@ __all__ = ['MAX_STEPS', 'MAX_CYCLES', 'Sched', 'Anneal', 'anneal', 'Combine', 'c
            'plot_schedule', 'one_cycle', 'one_cycle_moms', 'constant', 'decay_only', 'decay_only_moms', 'flat_cos',
            'sgdr_n_epoch', 'sgdr', 'wsd', 'piecewise', 'chain']
 
-# %% ../nbs/00_schedules.ipynb #39003730
+# %% ../nbs/00_schedules.ipynb #38d91545
 def _fmt(v):
     "`v` as it is written in a call"
     if isinstance(v, np.generic): v = v.item()
@@ -26,12 +26,17 @@ def _fmt(v):
 
 def _call_text(name, args, kw): return f"{name}({', '.join([*map(_fmt, args), *(f'{k}={_fmt(v)}' for k, v in kw.items())])})"
 
+def _kind(name, v, kinds):
+    "`ozcycle.core.check_kind`, and a `TypeError` naming `name` for an array (which `in` cannot compare)"
+    if isinstance(v, np.ndarray): raise TypeError(f"{name}={v!r} must be one of {', '.join(map(repr, kinds))}")
+    return check_kind(name, v, kinds)
+
 def _made(s, name, *args, **kw):
     "`s`, printing as the call `name(*args, **kw)` that made it"
     s._call = (name, args, kw)
     return s
 
-# %% ../nbs/00_schedules.ipynb #40dee931
+# %% ../nbs/00_schedules.ipynb #319e696d
 class Sched:
     "Base of ozcycle schedules: a picklable callable `f(pct) -> value` for `pct` in [0, 1]"
     def __call__(self, pct):
@@ -44,27 +49,27 @@ class Sched:
 
 def _check_pct_arg(pct):
     "`pct` as a float: a finite real number (a 0-d array or tensor holding one is fine), not a bool or string"
-    v = pct.item() if not isinstance(pct, numbers.Real) and np.ndim(pct) == 0 and hasattr(pct, 'item') else pct
+    v = pct.item() if not isinstance(pct, numbers.Real) and getattr(pct, 'ndim', None) == 0 and hasattr(pct, 'item') else pct
     try: return check_real('pct', v)
     except (TypeError, ValueError) as e:
         raise type(e)(f"pct={pct!r} must be a finite number: the fraction of the fit done, in [0, 1]") from None
 
-# %% ../nbs/00_schedules.ipynb #910f06be
+# %% ../nbs/00_schedules.ipynb #b64bb5ad
 _kinds = ('cos', 'linear', '1-sqrt', 'exp', 'no')
 _formulas = {'linear': lambda s, e, p: s + p * (e - s), 'cos': lambda s, e, p: s + (1 + math.cos(math.pi * (1 - p))) * (e - s) / 2,
              '1-sqrt': lambda s, e, p: e + (s - e) * (1 - math.sqrt(p)), 'exp': lambda s, e, p: s * (e / s) ** p}
 _weights = {'linear': lambda p: p, 'cos': lambda p: (1 + math.cos(math.pi * (1 - p))) / 2, '1-sqrt': math.sqrt}
 
 def _no_overflow(s, e, k, p, v):
-    "`v`, and where it overflowed the same value computed without overflow, within [min(s, e), max(s, e)]"
+    "`v`, and where it overflowed the same value computed without overflow"
     w = np.exp(np.log(s) * (1 - p) + np.log(e) * p) if k == 'exp' else s * (1 - _weights[k](p)) + e * _weights[k](p)
-    return np.where(np.isfinite(v), v, np.clip(w, np.minimum(s, e), np.maximum(s, e)))
+    return np.where(np.isfinite(v), v, w)
 
-# %% ../nbs/00_schedules.ipynb #ad9ff32a
+# %% ../nbs/00_schedules.ipynb #35037548
 class Anneal(Sched):
     "Go from `start` at `pct=0` to `end` at `pct=1` along `kind`"
     def __init__(self, start, end, kind='cos'):
-        self.start, self.end, self.kind = check_values('start', start), check_values('end', end), check_kind('kind', kind, _kinds)
+        self.start, self.end, self.kind = check_values('start', start), check_values('end', end), _kind('kind', kind, _kinds)
         if np.ndim(self.start) and np.ndim(self.end) and np.size(self.start) != np.size(self.end):
             raise ValueError(f"start has {np.size(self.start)} per-group values but end has {np.size(self.end)}: give both the same length")
         if kind == 'exp' and not (np.all(np.asarray(self.start) > 0) and np.all(np.asarray(self.end) > 0)):
@@ -75,7 +80,8 @@ class Anneal(Sched):
         with np.errstate(all='ignore'):
             v = _formulas[k](s, e, pos)
             ok = np.isfinite(v) & ((v != 0) if k == 'exp' else True)   # 'exp': (end/start)**pos may also underflow
-            return v if np.all(ok) else _no_overflow(s, e, k, pos, np.where(ok, v, np.nan))
+            v = v if np.all(ok) else _no_overflow(s, e, k, pos, np.where(ok, v, np.nan))
+            return np.clip(v, np.minimum(s, e), np.maximum(s, e))      # rounding never takes it past an end
     def _struct(self): return _call_text('anneal', (self.start, self.end), dict(kind=self.kind))
 
 def anneal(start, # value at pct=0: float or per-group array, finite
@@ -84,11 +90,13 @@ def anneal(start, # value at pct=0: float or per-group array, finite
     "Schedule from `start` (at `pct=0`) to `end` (at `pct=1`) along `kind` ('cos', 'linear', '1-sqrt', 'exp', 'no')"
     return Anneal(start, end, kind)
 
-# %% ../nbs/00_schedules.ipynb #32ef6526
+# %% ../nbs/00_schedules.ipynb #e161d830
 def _seq(name, v):
     "`v` as a list, `TypeError` naming `name` when it is not a sequence"
-    if isinstance(v, (str, bytes, dict, set)) or not hasattr(v, '__iter__'): raise TypeError(f"{name}={v!r} must be a list (one entry per piece)")
-    return list(v)
+    try: out = None if isinstance(v, (str, bytes, dict, set)) else list(v)
+    except TypeError: out = None
+    if out is None: raise TypeError(f"{name}={v!r} must be a list (one entry per piece)")
+    return out
 
 def _numbers(name, v, what='a fraction', lo_open=False):
     "`v` as a non-empty 1-d float array of finite numbers >= 0 (> 0 with `lo_open`)"
@@ -155,11 +163,12 @@ def last_value(sched, # a schedule: callable of pct in [0, 1]
     n = check_int('n_steps', n_steps, 1)
     return _value('sched', _check_sched('sched', sched)((n - 1) / n), (n - 1) / n)
 
-# %% ../nbs/00_schedules.ipynb #d2386830
+# %% ../nbs/00_schedules.ipynb #f6821248
 def _labels(labels, scheds):
     if labels is None: return [repr(s) if len(repr(s)) < 60 else type(s).__name__ for s in scheds]
-    if isinstance(labels, (str, bytes)) or not hasattr(labels, '__len__') or len(labels) != len(scheds):
-        raise ValueError(f"labels={labels!r} must be a list of one label per schedule ({len(scheds)})")
+    try: ok = not isinstance(labels, (str, bytes)) and len(labels) == len(scheds)
+    except TypeError: ok = False
+    if not ok: raise ValueError(f"labels={labels!r} must be a list of one label per schedule ({len(scheds)})")
     return [str(l) for l in labels]
 
 def plot_schedule(*scheds, # schedules, or one dict of name -> schedule (e.g. {'lr': ..., 'mom': ...})
@@ -195,11 +204,12 @@ def one_cycle(lr_max, # peak LR: float, or array of one peak per parameter group
     s = combine([pct_start, 1 - pct_start], [anneal(lr_max / div, lr_max), anneal(lr_max, lr_max / div_final)])
     return _made(s, 'one_cycle', lr_max, div=div, div_final=div_final, pct_start=pct_start)
 
-# %% ../nbs/00_schedules.ipynb #92f7408e
+# %% ../nbs/00_schedules.ipynb #b97a3836
 def _check_moms(moms, n=3):
     "`moms` as a tuple of `n` momenta (floats or per-group arrays), each in [0, 1)"
-    if isinstance(moms, (str, bytes, dict, set)) or not hasattr(moms, '__len__'):
-        raise TypeError(f"moms={moms!r} must be a tuple of {n} momenta in [0, 1)")
+    try: ok = not isinstance(moms, (str, bytes, dict, set)) and len(moms) >= 0
+    except TypeError: ok = False
+    if not ok: raise TypeError(f"moms={moms!r} must be a tuple of {n} momenta in [0, 1)")
     if len(moms) != n: raise ValueError(f"moms={moms!r} must have {n} values, got {len(moms)}")
     out = []
     for i, v in enumerate(moms):
@@ -219,19 +229,19 @@ def constant(value): # the value at every step: float or per-group array, finite
     value = check_values('value', value, 0)
     return _made(anneal(value, 0., 'no'), 'constant', value)
 
-# %% ../nbs/00_schedules.ipynb #6dd1817e
+# %% ../nbs/00_schedules.ipynb #5c2ca4f8
 def decay_only(lr_start, # LR of the first batch: float or per-group array, finite, > 0
                div_final:float=1e5, # the nominal final LR is lr_start/div_final; finite, >= 1
                kind:str='cos'): # 'cos' (one-cycle's annealing half) or 'linear'
     "Only the annealing half of one-cycle: from `lr_start` down to `lr_start/div_final`, never increasing"
-    lr_start, div_final, kind = check_lr('lr_start', lr_start), check_div('div_final', div_final), check_kind('kind', kind, ('cos', 'linear'))
+    lr_start, div_final, kind = check_lr('lr_start', lr_start), check_div('div_final', div_final), _kind('kind', kind, ('cos', 'linear'))
     return _made(anneal(lr_start, lr_start / div_final, kind), 'decay_only', lr_start, div_final=div_final, kind=kind)
 
-# %% ../nbs/00_schedules.ipynb #9e191734
+# %% ../nbs/00_schedules.ipynb #04bd7160
 def decay_only_moms(moms=(0.85, 0.95), # momentum at the start and at the end of the decay, each in [0, 1)
                     kind:str='cos'): # 'cos' or 'linear', as the LR decay
     "Momentum of one-cycle's second phase: rising from `moms[0]` to `moms[1]`"
-    m, kind = _check_moms(moms, n=2), check_kind('kind', kind, ('cos', 'linear'))
+    m, kind = _check_moms(moms, n=2), _kind('kind', kind, ('cos', 'linear'))
     return _made(anneal(m[0], m[1], kind), 'decay_only_moms', m, kind=kind)
 
 # %% ../nbs/00_schedules.ipynb #011a545c
@@ -243,7 +253,7 @@ def flat_cos(lr, # LR of the flat part: float or per-group array, finite, > 0
     s = combine([pct_start, 1 - pct_start], [anneal(lr, 0., 'no'), anneal(lr, lr / div_final)])
     return _made(s, 'flat_cos', lr, pct_start=pct_start, div_final=div_final)
 
-# %% ../nbs/00_schedules.ipynb #19716955
+# %% ../nbs/00_schedules.ipynb #0372d3f8
 MAX_CYCLES = 1000
 
 def _check_mult(cycle_mult):
@@ -257,7 +267,7 @@ def sgdr_n_epoch(cycle_len, # epochs of the first cycle, finite, > 0
     "Total epochs of SGDR: `cycle_len * (1 + cycle_mult + ... + cycle_mult**(n_cycles-1))`"
     n, mult = check_int('n_cycles', n_cycles, 1, MAX_CYCLES), _check_mult(cycle_mult)
     length = check_real('cycle_len', cycle_len, 0, lo_open=True, what='a number of epochs')
-    if math.log10(length) + (n - 1) * math.log10(mult) + math.log10(n) > 300:
+    if (n - 1) * math.log10(mult) + max(math.log10(length), 0) + math.log10(n) > 300:
         raise ValueError(f"cycle_len={cycle_len!r}, n_cycles={n_cycles!r}, cycle_mult={cycle_mult!r} make more than 1e300 epochs")
     return (int(cycle_len) if isinstance(cycle_len, numbers.Integral) else length) * sum(mult ** i for i in range(n))
 
@@ -273,7 +283,7 @@ def sgdr(lr_max, # LR at the start of every cycle: float or per-group array, fin
     s = combine(lens / lens.sum(), [anneal(lr_max, lr_min) for _ in range(n)])
     return _made(s, 'sgdr', lr_max, n, cycle_mult=mult, lr_min=lr_min)
 
-# %% ../nbs/00_schedules.ipynb #ffb9d849
+# %% ../nbs/00_schedules.ipynb #2ee7dcfb
 def wsd(lr_max, # LR of the stable phase: float or per-group array, finite, > 0
         pct_warmup:float=0.05, # fraction of the fit warming up linearly, in [0, 1]
         pct_decay:float=0.2, # fraction of the fit decaying at the end, in [0, 1]; pct_warmup+pct_decay <= 1
@@ -282,7 +292,7 @@ def wsd(lr_max, # LR of the stable phase: float or per-group array, finite, > 0
         div:float=25.): # the warm-up starts at lr_max/div; finite, >= 1
     "Warm-up, stable, decay: linear warm-up to `lr_max`, flat, then `decay` down to `lr_max/div_final`"
     lr_max, div, div_final = check_lr('lr_max', lr_max), check_div('div', div), check_div('div_final', div_final)
-    pw, pd, decay = check_pct('pct_warmup', pct_warmup), check_pct('pct_decay', pct_decay), check_kind('decay', decay, ('1-sqrt', 'linear', 'cos'))
+    pw, pd, decay = check_pct('pct_warmup', pct_warmup), check_pct('pct_decay', pct_decay), _kind('decay', decay, ('1-sqrt', 'linear', 'cos'))
     if pw + pd > 1 + 1e-12: raise ValueError(f"pct_warmup + pct_decay = {pw}+{pd} must be <= 1")
     s = combine([pw, max(1 - pw - pd, 0.), pd], [anneal(lr_max / div, lr_max, 'linear'), anneal(lr_max, 0., 'no'),
                                                  anneal(lr_max, lr_max / div_final, decay)])

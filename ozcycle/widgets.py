@@ -32,12 +32,12 @@ EXPLORER_DEFAULTS = dict(lr_max=1e-2, **_defaults(one_cycle, 'div', 'div_final',
                          n_epoch=5, n_batches=20, strategy='refit', n_epoch_cont=5, lr_div=continuation_defaults('refit')['lr_div'],
                          lr_from='lr_max/lr_div', lr=1e-3, lr_start=1e-3, kind=continuation_defaults('decay')['kind'], log=True)
 
-# %% ../nbs/03_widgets.ipynb #5d76ae41
+# %% ../nbs/03_widgets.ipynb #4db916b0
 MAX_BATCHES = 10**6   # the explorer draws at most this many batches, base and continuation together
 _CHOICES = {'strategy': STRATEGIES, 'lr_from': LR_FROM, 'kind': ('cos', 'linear')}
 
 def _check_moms(v):
-    if isinstance(v, (str, bytes)) or not isinstance(v, (tuple, list, np.ndarray)):
+    if isinstance(v, (str, bytes)) or not isinstance(v, (tuple, list, np.ndarray)) or np.ndim(v) == 0:
         raise TypeError(f"moms={v!r} must be a tuple of 3 momenta (start, at the LR peak, end), each in [0, 1)")
     if len(v) != 3: raise ValueError(f"moms={v!r} must have 3 values (start, at the LR peak, end), got {len(v)}")
     return tuple(check_real(f'moms[{i}]', m, 0, 1, hi_open=True, what='a momentum') for i, m in enumerate(v))
@@ -50,6 +50,7 @@ def _check_setting(k, v):
     if k == 'moms': return _check_moms(v)
     if k in ('n_epoch', 'n_batches', 'n_epoch_cont'): return check_int(k, v, int(k == 'n_batches'), MAX_BATCHES)
     if k == 'log' and not isinstance(v, (bool, np.bool_)): raise TypeError(f"log={v!r} must be True or False")
+    if k != 'log' and isinstance(v, np.ndarray): raise TypeError(f"{k}={v!r} must be one of {', '.join(map(repr, _CHOICES[k]))}")
     return bool(v) if k == 'log' else check_kind(k, v, _CHOICES[k])
 
 # %% ../nbs/03_widgets.ipynb #36e3a75f
