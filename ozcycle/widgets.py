@@ -236,7 +236,7 @@ def _figure():
     ax_lr.set_ylabel('lr'); ax_mom.set_ylabel('mom'); ax_mom.set_xlabel('training batch')
     return fig, (ax_lr, ax_mom), lines, bounds
 
-# %% ../nbs/03_widgets.ipynb #a86edf0a
+# %% ../nbs/03_widgets.ipynb #e91551ce
 class ScheduleExplorer:
     "Controls for a one-cycle base fit and its continuation, redrawing one figure, one readout and one code listing in place"
     def __init__(self, prev:FitState|None=None, # a recorded fit to start from (see `explore_learner`); None: the settings' one-cycle
@@ -277,26 +277,29 @@ class ScheduleExplorer:
     def _changed(self, change):
         if not self._holding: self.update()
 
-    def update(self) -> bool:
-        "Redraw from the current settings, or show in one line why they cannot run; True if drawn"
-        p = self.params
-        self._show(p)
-        try: phases, calls = explorer_phases(self.prev, self.group, **p), explorer_calls(**p)
-        except (ValueError, TypeError) as e: return self._say(f'cannot draw: {e}')
-        except Exception as e: return self._say(f'cannot draw ({type(e).__name__}, please report it): {e}')
-        self.message.value = ''
-        self._draw(phases, p)
-        self.readout.value = readout_html({k: None if ph is None else phase_readout(ph) for k, ph in phases.items()},
-                                          names={'base': phases['base'].name, 'cont': f"then: {p['strategy']}"})
-        self.code.value = self._code(calls, p)
-        self.n_draws += 1
-        return True
-
-    def _say(self, msg):
-        self.message.value = f'<span style="color:#b00000">{html.escape(str(msg).splitlines()[0])}</span>'
-        return False
-
     def _repr_mimebundle_(self, **kwargs): return self.ui._repr_mimebundle_(**kwargs)
+
+# %% ../nbs/03_widgets.ipynb #d986a69d
+@patch
+def update(self:ScheduleExplorer) -> bool:
+    "Redraw from the current settings, or show in one line why they cannot run; True if drawn"
+    p = self.params
+    self._show(p)
+    try: phases, calls = explorer_phases(self.prev, self.group, **p), explorer_calls(**p)
+    except (ValueError, TypeError) as e: return self._say(f'cannot draw: {e}')
+    except Exception as e: return self._say(f'cannot draw ({type(e).__name__}, please report it): {e}')
+    self.message.value = ''
+    self._draw(phases, p)
+    self.readout.value = readout_html({k: None if ph is None else phase_readout(ph) for k, ph in phases.items()},
+                                      names={'base': phases['base'].name, 'cont': f"then: {p['strategy']}"})
+    self.code.value = self._code(calls, p)
+    self.n_draws += 1
+    return True
+
+@patch
+def _say(self:ScheduleExplorer, msg):
+    self.message.value = f'<span style="color:#b00000">{html.escape(str(msg).splitlines()[0])}</span>'
+    return False
 
 # %% ../nbs/03_widgets.ipynb #47dffb9b
 @patch
