@@ -7,102 +7,82 @@ from __future__ import annotations
 import math, numbers
 import numpy as np
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from .core import as_value, check_values, check_real, check_int, check_lr, check_mom, check_div, check_pct, check_kind
 
 # %% auto #0
-__all__ = ['Sched', 'Anneal', 'anneal', 'Combine', 'combine', 'sched_values', 'last_value', 'one_cycle', 'one_cycle_moms',
-           'plot_schedule', 'constant', 'decay_only', 'decay_only_moms', 'flat_cos', 'sgdr_n_epoch', 'sgdr', 'wsd',
-           'piecewise', 'chain']
+__all__ = ['MAX_STEPS', 'MAX_CYCLES', 'Sched', 'Anneal', 'anneal', 'Combine', 'combine', 'sched_values', 'last_value',
+           'plot_schedule', 'one_cycle', 'one_cycle_moms', 'constant', 'decay_only', 'decay_only_moms', 'flat_cos',
+           'sgdr_n_epoch', 'sgdr', 'wsd', 'piecewise', 'chain']
 
-# %% ../nbs/00_schedules.ipynb #e6f5ba77
-def _as_value(name, v):
-    "`v` as a float, or a 1-d float array for per-group values; `TypeError` if it is not numeric"
-    if isinstance(v, bool): raise TypeError(f"{name}={v!r} must be a number or an array of numbers, not a bool")
-    if isinstance(v, numbers.Real): return float(v)
-    try: a = np.asarray(v, dtype=float)
-    except (TypeError, ValueError): raise TypeError(f"{name}={v!r} must be a number or an array of numbers") from None
-    if a.ndim == 0: return float(a)
-    if a.ndim != 1 or a.size == 0: raise ValueError(f"{name} must be a number or a non-empty 1-d array of per-group values, got shape {a.shape}")
-    return a
+# %% ../nbs/00_schedules.ipynb #38d91545
+def _fmt(v):
+    "`v` as it is written in a call"
+    if isinstance(v, np.generic): v = v.item()
+    if isinstance(v, np.ndarray): return 'np.array(' + repr(v.tolist()) + ')'
+    if isinstance(v, tuple): return '(' + ', '.join(map(_fmt, v)) + (',)' if len(v) == 1 else ')')
+    if isinstance(v, list): return '[' + ', '.join(map(_fmt, v)) + ']'
+    return repr(v)
 
-def _check_lr(name, v):
-    "`v` (float or per-group array) if every value is finite and > 0, else `ValueError`"
-    v = _as_value(name, v)
-    if not (np.all(np.isfinite(v)) and np.all(np.asarray(v) > 0)):
-        raise ValueError(f"{name}={v!r} must be a finite learning rate > 0 (absolute, e.g. 1e-3)")
-    return v
+def _call_text(name, args, kw): return f"{name}({', '.join([*map(_fmt, args), *(f'{k}={_fmt(v)}' for k, v in kw.items())])})"
 
-def _check_finite(name, v, lo=None):
-    "`v` if finite (and >= `lo` when given), else `ValueError`"
-    v = _as_value(name, v)
-    if not np.all(np.isfinite(v)): raise ValueError(f"{name}={v!r} must be finite")
-    if lo is not None and not np.all(np.asarray(v) >= lo): raise ValueError(f"{name}={v!r} must be >= {lo}")
-    return v
+def _kind(name, v, kinds):
+    "`ozcycle.core.check_kind`, and a `TypeError` naming `name` for an array (which `in` cannot compare)"
+    if isinstance(v, np.ndarray): raise TypeError(f"{name}={v!r} must be one of {', '.join(map(repr, kinds))}")
+    return check_kind(name, v, kinds)
 
-def _check_div(name, v):
-    "`v` as a float if finite and >= 1 (a divisor below 1 turns a fall into a rise)"
-    if isinstance(v, bool) or not isinstance(v, numbers.Real): raise TypeError(f"{name}={v!r} must be a number >= 1")
-    if not (math.isfinite(v) and v >= 1): raise ValueError(f"{name}={v!r} must be a finite divisor >= 1 (below 1 the schedule would rise where it should fall)")
-    return float(v)
+def _made(s, name, *args, **kw):
+    "`s`, printing as the call `name(*args, **kw)` that made it"
+    s._call = (name, args, kw)
+    return s
 
-def _check_pct(name, v):
-    "`v` as a float if in [0, 1]"
-    if isinstance(v, bool) or not isinstance(v, numbers.Real): raise TypeError(f"{name}={v!r} must be a fraction in [0, 1]")
-    if not (0 <= v <= 1): raise ValueError(f"{name}={v!r} must be a fraction in [0, 1]")
-    return float(v)
-
-def _check_mom(name, v):
-    "`v` (float or per-group array) if every value is in [0, 1)"
-    v = _as_value(name, v)
-    if not (np.all(np.isfinite(v)) and np.all(np.asarray(v) >= 0) and np.all(np.asarray(v) < 1)):
-        raise ValueError(f"{name}={v!r} must be a momentum in [0, 1)")
-    return v
-
-def _check_kind(name, v, kinds):
-    if v not in kinds: raise ValueError(f"{name}={v!r} must be one of {', '.join(map(repr, kinds))}")
-    return v
-
-# %% ../nbs/00_schedules.ipynb #8308ade4
-_kinds = ('cos', 'linear', '1-sqrt', 'exp', 'no')
-
+# %% ../nbs/00_schedules.ipynb #319e696d
 class Sched:
     "Base of ozcycle schedules: a picklable callable `f(pct) -> value` for `pct` in [0, 1]"
     def __call__(self, pct):
-        "Value at `pct` (fraction of the fit done, float in [0, 1]; held at the ends outside): a float, or per-group array"
-        try: p = float(pct) if not isinstance(pct, (bool, str, bytes)) else None
-        except (TypeError, ValueError): p = None
-        if p is None: raise TypeError(f"pct={pct!r} must be a number: the fraction of the fit done, in [0, 1]")
-        if not math.isfinite(p): raise ValueError(f"pct={pct!r} must be a finite fraction of the fit done, in [0, 1]")
-        v = self._eval(min(max(p, 0.), 1.))
-        return float(v) if np.ndim(v) == 0 else np.asarray(v, dtype=float)
-    def __repr__(self):
-        args = ', '.join(f'{k}={_fmt(v)}' for k, v in self.__dict__.items() if not k.startswith('_'))
-        return f'{type(self).__name__}({args})'
-    def __eq__(self, o): return type(self) is type(o) and repr(self) == repr(o)
-    def __hash__(self): return hash(repr(self))   # equal schedules hash equal (a set or dict key holds one)
+        "Value at `pct` (fraction of the fit done; held at the ends outside [0, 1]): a float, or a per-group array"
+        v = self._eval(min(max(_check_pct_arg(pct), 0.), 1.))
+        return float(v) if np.ndim(v) == 0 else np.array(v, dtype=float)
+    def __repr__(self): return _call_text(*self._call) if '_call' in self.__dict__ else self._struct()
+    def __eq__(self, o): return type(self) is type(o) and self._struct() == o._struct()   # same computation
+    def __hash__(self): return hash(self._struct())
 
-def _fmt(v):
-    if isinstance(v, np.ndarray): return 'array(' + repr(v.tolist()) + ')'
-    return repr(v)
+def _check_pct_arg(pct):
+    "`pct` as a float: a finite real number (a 0-d array or tensor holding one is fine), not a bool or string"
+    v = pct.item() if not isinstance(pct, numbers.Real) and getattr(pct, 'ndim', None) == 0 and hasattr(pct, 'item') else pct
+    try: return check_real('pct', v)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"pct={pct!r} must be a finite number: the fraction of the fit done, in [0, 1]") from None
 
+# %% ../nbs/00_schedules.ipynb #b64bb5ad
+_kinds = ('cos', 'linear', '1-sqrt', 'exp', 'no')
+_formulas = {'linear': lambda s, e, p: s + p * (e - s), 'cos': lambda s, e, p: s + (1 + math.cos(math.pi * (1 - p))) * (e - s) / 2,
+             '1-sqrt': lambda s, e, p: e + (s - e) * (1 - math.sqrt(p)), 'exp': lambda s, e, p: s * (e / s) ** p}
+_weights = {'linear': lambda p: p, 'cos': lambda p: (1 + math.cos(math.pi * (1 - p))) / 2, '1-sqrt': math.sqrt}
+
+def _no_overflow(s, e, k, p, v):
+    "`v`, and where it overflowed the same value computed without overflow"
+    w = np.exp(np.log(s) * (1 - p) + np.log(e) * p) if k == 'exp' else s * (1 - _weights[k](p)) + e * _weights[k](p)
+    return np.where(np.isfinite(v), v, w)
+
+# %% ../nbs/00_schedules.ipynb #35037548
 class Anneal(Sched):
     "Go from `start` at `pct=0` to `end` at `pct=1` along `kind`"
-    def __init__(self,
-                 start, # value at pct=0: float or per-group array
-                 end,   # value at pct=1: float or per-group array
-                 kind='cos'): # 'cos', 'linear', '1-sqrt', 'exp' or 'no' (hold `start`)
-        self.start, self.end = _check_finite('start', start), _check_finite('end', end)
-        self.kind = _check_kind('kind', kind, _kinds)
+    def __init__(self, start, end, kind='cos'):
+        self.start, self.end, self.kind = check_values('start', start), check_values('end', end), _kind('kind', kind, _kinds)
         if np.ndim(self.start) and np.ndim(self.end) and np.size(self.start) != np.size(self.end):
             raise ValueError(f"start has {np.size(self.start)} per-group values but end has {np.size(self.end)}: give both the same length")
         if kind == 'exp' and not (np.all(np.asarray(self.start) > 0) and np.all(np.asarray(self.end) > 0)):
             raise ValueError(f"kind='exp' needs start > 0 and end > 0, got start={start!r}, end={end!r}")
     def _eval(self, pos):
-        s, e, k = self.start, self.end, self.kind
+        s, e, k = np.float64(self.start) if np.ndim(self.start) == 0 else self.start, self.end, self.kind
         if k == 'no': return s
-        if k == 'linear': return s + pos * (e - s)
-        if k == 'cos': return s + (1 + math.cos(math.pi * (1 - pos))) * (e - s) / 2
-        if k == '1-sqrt': return e + (s - e) * (1 - math.sqrt(pos))
-        return s * (e / s) ** pos
+        with np.errstate(all='ignore'):
+            v = _formulas[k](s, e, pos)
+            ok = np.isfinite(v) & ((v != 0) if k == 'exp' else True)   # 'exp': (end/start)**pos may also underflow
+            v = v if np.all(ok) else _no_overflow(s, e, k, pos, np.where(ok, v, np.nan))
+            return np.clip(v, np.minimum(s, e), np.maximum(s, e))      # rounding never takes it past an end
+    def _struct(self): return _call_text('anneal', (self.start, self.end), dict(kind=self.kind))
 
 def anneal(start, # value at pct=0: float or per-group array, finite
            end, # value at pct=1: float or per-group array (same length as `start`), finite
@@ -110,22 +90,32 @@ def anneal(start, # value at pct=0: float or per-group array, finite
     "Schedule from `start` (at `pct=0`) to `end` (at `pct=1`) along `kind` ('cos', 'linear', '1-sqrt', 'exp', 'no')"
     return Anneal(start, end, kind)
 
-# %% ../nbs/00_schedules.ipynb #896a8d4e
-def _check_pcts(pcts):
-    try: p = np.asarray(pcts, dtype=float)
-    except (TypeError, ValueError): raise TypeError(f"pcts={pcts!r} must be a sequence of fractions") from None
-    if p.ndim != 1 or p.size == 0: raise ValueError(f"pcts={pcts!r} must be a non-empty 1-d sequence of fractions")
-    if not (np.all(np.isfinite(p)) and np.all(p >= 0)): raise ValueError(f"pcts={pcts!r} must all be finite fractions >= 0")
-    if abs(p.sum() - 1) > 1e-9: raise ValueError(f"pcts={pcts!r} must sum to 1 (within 1e-9), they sum to {p.sum()!r}")
-    return p
+# %% ../nbs/00_schedules.ipynb #e161d830
+def _seq(name, v):
+    "`v` as a list, `TypeError` naming `name` when it is not a sequence"
+    try: out = None if isinstance(v, (str, bytes, dict, set)) else list(v)
+    except TypeError: out = None
+    if out is None: raise TypeError(f"{name}={v!r} must be a list (one entry per piece)")
+    return out
 
+def _numbers(name, v, what='a fraction', lo_open=False):
+    "`v` as a non-empty 1-d float array of finite numbers >= 0 (> 0 with `lo_open`)"
+    a = as_value(name, v)
+    if np.ndim(a) == 0: raise TypeError(f"{name}={v!r} must be a list of numbers, one per phase")
+    return check_values(name, a, 0, lo_open=lo_open, what=what)
+
+def _value(name, v, pct):
+    "The value `v` that schedule `name` returned at `pct`: finite numbers only"
+    try: return check_values(name, v)
+    except (TypeError, ValueError): raise ValueError(f"{name} returned {v!r} at pct={float(pct)!r}: a schedule's values must be finite numbers") from None
+
+# %% ../nbs/00_schedules.ipynb #95db9a75
 class Combine(Sched):
     "Run `scheds[i]` over the fraction `pcts[i]` of the fit"
-    def __init__(self,
-                 pcts,   # fraction of the fit for each phase: each >= 0, summing to 1 (within 1e-9)
-                 scheds): # one schedule (callable of pos in [0, 1]) per phase
-        p = _check_pcts(pcts)
-        scheds = list(scheds)
+    def __init__(self, pcts, scheds):
+        p, scheds = _numbers('pcts', pcts), _seq('scheds', scheds)
+        with np.errstate(over='ignore'): total = p.sum()
+        if abs(total - 1) > 1e-9: raise ValueError(f"pcts={pcts!r} must sum to 1 (within 1e-9), they sum to {total!r}")
         if len(scheds) != len(p): raise ValueError(f"pcts has {len(p)} phases but scheds has {len(scheds)}: give one schedule per fraction")
         for i, s in enumerate(scheds):
             if not callable(s): raise TypeError(f"scheds[{i}]={s!r} must be callable (a schedule of pct)")
@@ -133,175 +123,197 @@ class Combine(Sched):
         self._cum = np.concatenate([[0.], np.cumsum(p)])
         self._cum[-1] = 1.
     def _eval(self, pos):
-        cum = self._cum
-        # the phase containing `pos`: the last one whose start is <= pos and that has width > 0
+        cum = self._cum   # the phase containing `pos`: the last one starting at or before pos, of width > 0
         idx = int(np.searchsorted(cum[1:-1], pos, side='right'))
         while idx > 0 and cum[idx+1] - cum[idx] == 0: idx -= 1
         while cum[idx+1] - cum[idx] == 0: idx += 1
-        w = cum[idx+1] - cum[idx]
-        return self.scheds[idx](min(max((pos - cum[idx]) / w, 0.), 1.))
-    def __repr__(self): return f'Combine(pcts={self.pcts.tolist()!r}, scheds={self.scheds!r})'
+        s, local = self.scheds[idx], min(max((pos - cum[idx]) / (cum[idx+1] - cum[idx]), 0.), 1.)
+        return s(local) if isinstance(s, Sched) else _value(f'scheds[{idx}]', s(local), local)
+    def _struct(self): return f"combine({_fmt(self.pcts.tolist())}, [{', '.join(s._struct() if isinstance(s, Sched) else repr(s) for s in self.scheds)}])"
 
 def combine(pcts, # fraction of the fit for each phase: each >= 0, summing to 1 (within 1e-9)
             scheds): # one schedule (callable of the phase's own pos in [0, 1]) per fraction
     "Schedule that runs `scheds[i]` over the fraction `pcts[i]` of the fit (fractions sum to 1)"
     return Combine(pcts, scheds)
 
-# %% ../nbs/00_schedules.ipynb #f8df8739
-def _check_steps(n_steps):
-    if isinstance(n_steps, bool) or not isinstance(n_steps, numbers.Integral) or n_steps < 1:
-        raise ValueError(f"n_steps={n_steps!r} must be an integer >= 1 (training batches in the fit)")
-    return int(n_steps)
+# %% ../nbs/00_schedules.ipynb #9eab634e
+MAX_STEPS = 10**7   # `sched_values` evaluates at most this many batches (a fit longer than any here, in memory)
 
+def _check_sched(name, s):
+    if not callable(s): raise TypeError(f"{name}={s!r} must be a schedule: a callable of pct in [0, 1], e.g. one_cycle(1e-2)")
+    return s
+
+def _values(name, sched, n):
+    "`sched(i/n)` for every batch `i`, checked: finite numbers of one shape"
+    if isinstance(sched, Sched): vals = [sched(i / n) for i in range(n)]
+    else: vals = [_value(name, sched(i / n), i / n) for i in range(n)]
+    if len({np.shape(v) for v in vals}) > 1: raise ValueError(f"{name} returned values of different shapes: give one value, or as many per-group values, at every pct")
+    return np.array(vals, dtype=float)
+
+# %% ../nbs/00_schedules.ipynb #b7754cbd
 def sched_values(sched, # a schedule: callable of pct in [0, 1]
-                 n_steps:int, # training batches in the fit (n_epoch * batches per epoch), >= 1
+                 n_steps:int, # training batches in the fit (n_epoch * batches per epoch), in [1, MAX_STEPS]
                 ) -> np.ndarray: # (n_steps,), or (n_steps, n_groups) for per-group values
     "The values fastai's `ParamScheduler` sets on each of `n_steps` training batches: `sched(i/n_steps)`"
-    n = _check_steps(n_steps)
-    return np.array([sched(i / n) for i in range(n)], dtype=float)
+    return _values('sched', _check_sched('sched', sched), check_int('n_steps', n_steps, 1, MAX_STEPS))
 
 def last_value(sched, # a schedule: callable of pct in [0, 1]
                n_steps:int): # training batches in the fit, >= 1
     "The value of the last batch actually trained, `sched((n_steps-1)/n_steps)`: float or per-group array"
-    n = _check_steps(n_steps)
-    return sched((n - 1) / n)
+    n = check_int('n_steps', n_steps, 1)
+    return _value('sched', _check_sched('sched', sched)((n - 1) / n), (n - 1) / n)
 
-# %% ../nbs/00_schedules.ipynb #bd2fb96f
-def one_cycle(lr_max, # peak LR: float, or array of one peak per parameter group
-              div:float=25., # the first LR is lr_max/div; >= 1
-              div_final:float=1e5, # the nominal final LR is lr_max/div_final; >= 1
+# %% ../nbs/00_schedules.ipynb #f6821248
+def _labels(labels, scheds):
+    if labels is None: return [repr(s) if len(repr(s)) < 60 else type(s).__name__ for s in scheds]
+    try: ok = not isinstance(labels, (str, bytes)) and len(labels) == len(scheds)
+    except TypeError: ok = False
+    if not ok: raise ValueError(f"labels={labels!r} must be a list of one label per schedule ({len(scheds)})")
+    return [str(l) for l in labels]
+
+def plot_schedule(*scheds, # schedules, or one dict of name -> schedule (e.g. {'lr': ..., 'mom': ...})
+                  n_steps:int=100, # training batches to evaluate, in [1, MAX_STEPS]
+                  ax=None, # a matplotlib Axes to draw on; None: a new figure
+                  labels=None, # one label per schedule (default: dict keys, or repr)
+                  log:bool=False): # log scale for the y axis
+    "Plot the per-batch values `sched_values(s, n_steps)` of each schedule: the new figure (closed), or `ax`"
+    if len(scheds) == 1 and isinstance(scheds[0], dict): labels, scheds = list(scheds[0]) if labels is None else labels, tuple(scheds[0].values())
+    if not scheds: raise TypeError("plot_schedule needs at least one schedule in scheds")
+    labels, n = _labels(labels, scheds), check_int('n_steps', n_steps, 1, MAX_STEPS)
+    vals = [_values(f'scheds[{i}]', _check_sched(f'scheds[{i}]', s), n) for i, s in enumerate(scheds)]
+    if ax is not None and not isinstance(ax, Axes): raise TypeError(f"ax={ax!r} must be a matplotlib Axes or None")
+    if not isinstance(log, (bool, np.bool_)): raise TypeError(f"log={log!r} must be True or False")
+    fig = plt.figure(figsize=(6, 3.5)) if ax is None else None
+    a = ax if ax is not None else fig.add_subplot()
+    for v, l in zip(vals, labels):
+        for g, col in enumerate(v.reshape(n, -1).T): a.plot(col, label=l if v.ndim == 1 else f'{l} [group {g}]')
+    a.set_xlabel('training batch'); a.legend(fontsize='small')
+    if log: a.set_yscale('log')
+    if fig is None: return ax
+    plt.close(fig)
+    return fig
+
+# %% ../nbs/00_schedules.ipynb #e64efff3
+def one_cycle(lr_max, # peak LR: float, or array of one peak per parameter group; finite, > 0
+              div:float=25., # the first LR is lr_max/div; finite, >= 1
+              div_final:float=1e5, # the nominal final LR is lr_max/div_final; finite, >= 1
               pct_start:float=0.25): # fraction of the fit spent warming up, in [0, 1]
     "LR schedule of fastai's `fit_one_cycle`: cosine warm-up from `lr_max/div` to `lr_max`, cosine anneal to `lr_max/div_final`"
-    lr_max = _check_lr('lr_max', lr_max)
-    div, div_final, pct_start = _check_div('div', div), _check_div('div_final', div_final), _check_pct('pct_start', pct_start)
-    return combine([pct_start, 1 - pct_start], [anneal(lr_max / div, lr_max), anneal(lr_max, lr_max / div_final)])
+    lr_max = check_lr('lr_max', lr_max)
+    div, div_final, pct_start = check_div('div', div), check_div('div_final', div_final), check_pct('pct_start', pct_start)
+    s = combine([pct_start, 1 - pct_start], [anneal(lr_max / div, lr_max), anneal(lr_max, lr_max / div_final)])
+    return _made(s, 'one_cycle', lr_max, div=div, div_final=div_final, pct_start=pct_start)
+
+# %% ../nbs/00_schedules.ipynb #b97a3836
+def _check_moms(moms, n=3):
+    "`moms` as a tuple of `n` momenta (floats or per-group arrays), each in [0, 1)"
+    try: ok = not isinstance(moms, (str, bytes, dict, set)) and len(moms) >= 0
+    except TypeError: ok = False
+    if not ok: raise TypeError(f"moms={moms!r} must be a tuple of {n} momenta in [0, 1)")
+    if len(moms) != n: raise ValueError(f"moms={moms!r} must have {n} values, got {len(moms)}")
+    out = []
+    for i, v in enumerate(moms):
+        try: out.append(check_mom(f'moms[{i}]', v))
+        except (TypeError, ValueError) as e: raise type(e)(f"moms={moms!r}: moms[{i}]={v!r} must be a momentum in [0, 1)") from None
+    return tuple(out)
 
 def one_cycle_moms(moms=(0.95, 0.85, 0.95), # momentum at the start, at the LR peak, at the end; each in [0, 1)
                    pct_start:float=0.25): # fraction of the fit spent going from moms[0] to moms[1], in [0, 1]
     "Momentum schedule of fastai's `fit_one_cycle`: cosine from `moms[0]` to `moms[1]`, then to `moms[2]`"
-    m = _check_moms3(moms)
-    pct_start = _check_pct('pct_start', pct_start)
-    return combine([pct_start, 1 - pct_start], [anneal(m[0], m[1]), anneal(m[1], m[2])])
+    m, pct_start = _check_moms(moms), check_pct('pct_start', pct_start)
+    return _made(combine([pct_start, 1 - pct_start], [anneal(m[0], m[1]), anneal(m[1], m[2])]), 'one_cycle_moms', m, pct_start=pct_start)
 
-def _check_moms3(moms, n=3):
-    if isinstance(moms, (str, bytes)): raise TypeError(f"moms={moms!r} must be a tuple of {n} momentums in [0, 1), not a string")
-    try: m = tuple(moms)
-    except TypeError: raise TypeError(f"moms={moms!r} must be a tuple of {n} momentums in [0, 1)") from None
-    if len(m) != n: raise ValueError(f"moms={moms!r} must have {n} values, got {len(m)}")
-    out = []
-    for i, v in enumerate(m):
-        try: out.append(_check_mom(f'moms[{i}]', v))
-        except (TypeError, ValueError) as e: raise type(e)(f"moms={moms!r}: {e}") from None
-    return tuple(out)
-
-# %% ../nbs/00_schedules.ipynb #f1ce697d
-def plot_schedule(*scheds, # schedules, or one dict of name -> schedule (e.g. {'lr': ..., 'mom': ...})
-                  n_steps:int=100, # training batches to evaluate, >= 1
-                  ax=None, # a matplotlib Axes to draw on; a new figure when None
-                  labels=None, # one label per schedule (default: dict keys, or repr)
-                  log:bool=False): # log scale for the y axis
-    "Plot the per-batch values `sched_values(s, n_steps)` of each schedule; returns the figure"
-    if len(scheds) == 1 and isinstance(scheds[0], dict): labels, scheds = list(scheds[0]) if labels is None else labels, list(scheds[0].values())
-    if not scheds: raise ValueError("plot_schedule needs at least one schedule")
-    if labels is None: labels = [repr(s) if len(repr(s)) < 60 else type(s).__name__ for s in scheds]
-    if len(labels) != len(scheds): raise ValueError(f"labels has {len(labels)} entries for {len(scheds)} schedules")
-    if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
-    for s, l in zip(scheds, labels):
-        v = sched_values(s, n_steps)
-        if v.ndim == 1: ax.plot(v, label=l)
-        else:
-            for g in range(v.shape[1]): ax.plot(v[:, g], label=f'{l} [group {g}]')
-    ax.set_xlabel('training batch'); ax.legend(fontsize='small')
-    if log: ax.set_yscale('log')
-    return ax.figure
-
-# %% ../nbs/00_schedules.ipynb #391aedb1
+# %% ../nbs/00_schedules.ipynb #145bee64
 def constant(value): # the value at every step: float or per-group array, finite and >= 0
     "Schedule holding `value` for the whole fit (a flat LR or momentum)"
-    return anneal(_check_finite('value', value, lo=0.), 0., 'no')
+    value = check_values('value', value, 0)
+    return _made(anneal(value, 0., 'no'), 'constant', value)
 
-def decay_only(lr_start, # LR of the first batch: float or per-group array, > 0
-               div_final:float=1e5, # the nominal final LR is lr_start/div_final; >= 1
+# %% ../nbs/00_schedules.ipynb #5c2ca4f8
+def decay_only(lr_start, # LR of the first batch: float or per-group array, finite, > 0
+               div_final:float=1e5, # the nominal final LR is lr_start/div_final; finite, >= 1
                kind:str='cos'): # 'cos' (one-cycle's annealing half) or 'linear'
     "Only the annealing half of one-cycle: from `lr_start` down to `lr_start/div_final`, never increasing"
-    lr_start, div_final = _check_lr('lr_start', lr_start), _check_div('div_final', div_final)
-    return anneal(lr_start, lr_start / div_final, _check_kind('kind', kind, ('cos', 'linear')))
+    lr_start, div_final, kind = check_lr('lr_start', lr_start), check_div('div_final', div_final), _kind('kind', kind, ('cos', 'linear'))
+    return _made(anneal(lr_start, lr_start / div_final, kind), 'decay_only', lr_start, div_final=div_final, kind=kind)
 
+# %% ../nbs/00_schedules.ipynb #04bd7160
 def decay_only_moms(moms=(0.85, 0.95), # momentum at the start and at the end of the decay, each in [0, 1)
                     kind:str='cos'): # 'cos' or 'linear', as the LR decay
     "Momentum of one-cycle's second phase: rising from `moms[0]` to `moms[1]`"
-    m = _check_moms3(moms, n=2)
-    return anneal(m[0], m[1], _check_kind('kind', kind, ('cos', 'linear')))
+    m, kind = _check_moms(moms, n=2), _kind('kind', kind, ('cos', 'linear'))
+    return _made(anneal(m[0], m[1], kind), 'decay_only_moms', m, kind=kind)
 
-# %% ../nbs/00_schedules.ipynb #10364f54
-def flat_cos(lr, # LR of the flat part: float or per-group array, > 0
+# %% ../nbs/00_schedules.ipynb #011a545c
+def flat_cos(lr, # LR of the flat part: float or per-group array, finite, > 0
              pct_start:float=0.75, # fraction of the fit at flat `lr`, in [0, 1]
-             div_final:float=1e5): # the nominal final LR is lr/div_final; >= 1
+             div_final:float=1e5): # the nominal final LR is lr/div_final; finite, >= 1
     "LR schedule of fastai's `fit_flat_cos`: flat at `lr`, then cosine to `lr/div_final`"
-    lr, div_final, pct_start = _check_lr('lr', lr), _check_div('div_final', div_final), _check_pct('pct_start', pct_start)
-    return combine([pct_start, 1 - pct_start], [constant(lr), anneal(lr, lr / div_final)])
+    lr, div_final, pct_start = check_lr('lr', lr), check_div('div_final', div_final), check_pct('pct_start', pct_start)
+    s = combine([pct_start, 1 - pct_start], [anneal(lr, 0., 'no'), anneal(lr, lr / div_final)])
+    return _made(s, 'flat_cos', lr, pct_start=pct_start, div_final=div_final)
 
-def _seq(name, v):
-    "`v` as a list, `TypeError` naming `name` when it is not a sequence"
-    if isinstance(v, (str, bytes, dict)) or not hasattr(v, '__iter__'): raise TypeError(f"{name}={v!r} must be a list (one entry per piece)")
-    return list(v)
-
-def _check_int(name, v, lo):
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo: raise ValueError(f"{name}={v!r} must be an integer >= {lo}")
-    return int(v)
+# %% ../nbs/00_schedules.ipynb #0372d3f8
+MAX_CYCLES = 1000
 
 def _check_mult(cycle_mult):
-    if isinstance(cycle_mult, bool) or not isinstance(cycle_mult, numbers.Real) or not (math.isfinite(cycle_mult) and cycle_mult >= 1):
-        raise ValueError(f"cycle_mult={cycle_mult!r} must be a finite number >= 1 (each cycle's length over the previous one's)")
-    return cycle_mult
+    "`cycle_mult` if it is a finite ratio >= 1 (an int stays an int)"
+    v = check_real('cycle_mult', cycle_mult, 1, what="a ratio of cycle lengths")
+    return int(cycle_mult) if isinstance(cycle_mult, numbers.Integral) else v
 
-def sgdr_n_epoch(cycle_len, # epochs of the first cycle, >= 1
-                 n_cycles:int, # number of cycles, >= 1
-                 cycle_mult=2): # each cycle is cycle_mult times longer than the previous, >= 1
+def sgdr_n_epoch(cycle_len, # epochs of the first cycle, finite, > 0
+                 n_cycles:int, # number of cycles, in [1, MAX_CYCLES]
+                 cycle_mult=2): # each cycle is cycle_mult times longer than the previous, finite, >= 1
     "Total epochs of SGDR: `cycle_len * (1 + cycle_mult + ... + cycle_mult**(n_cycles-1))`"
-    n_cycles, cycle_mult = _check_int('n_cycles', n_cycles, 1), _check_mult(cycle_mult)
-    if isinstance(cycle_len, bool) or not isinstance(cycle_len, numbers.Real) or not cycle_len > 0:
-        raise ValueError(f"cycle_len={cycle_len!r} must be a number of epochs > 0")
-    return cycle_len * sum(cycle_mult ** i for i in range(n_cycles))
+    n, mult = check_int('n_cycles', n_cycles, 1, MAX_CYCLES), _check_mult(cycle_mult)
+    length = check_real('cycle_len', cycle_len, 0, lo_open=True, what='a number of epochs')
+    if (n - 1) * math.log10(mult) + max(math.log10(length), 0) + math.log10(n) > 300:
+        raise ValueError(f"cycle_len={cycle_len!r}, n_cycles={n_cycles!r}, cycle_mult={cycle_mult!r} make more than 1e300 epochs")
+    return (int(cycle_len) if isinstance(cycle_len, numbers.Integral) else length) * sum(mult ** i for i in range(n))
 
-def sgdr(lr_max, # LR at the start of every cycle: float or per-group array, > 0
-         n_cycles:int, # number of cycles, >= 1
-         cycle_mult=2, # each cycle is cycle_mult times longer than the previous, >= 1
-         lr_min=0.): # LR at the end of every cycle, >= 0 (fastai: 0)
+# %% ../nbs/00_schedules.ipynb #705314eb
+def sgdr(lr_max, # LR at the start of every cycle: float or per-group array, finite, > 0
+         n_cycles:int, # number of cycles, in [1, MAX_CYCLES]
+         cycle_mult=2, # each cycle is cycle_mult times longer than the previous, finite, >= 1
+         lr_min=0.): # LR at the end of every cycle, finite, >= 0 (fastai: 0)
     "Cosine annealing with warm restarts, as fastai's `fit_sgdr`: cycle `i` lasts `cycle_mult**i` units"
-    lr_max, n_cycles, cycle_mult = _check_lr('lr_max', lr_max), _check_int('n_cycles', n_cycles, 1), _check_mult(cycle_mult)
-    lr_min = _check_finite('lr_min', lr_min, lo=0.)
-    lens = np.array([cycle_mult ** i for i in range(n_cycles)], dtype=float)
-    return combine(lens / lens.sum(), [anneal(lr_max, lr_min) for _ in range(n_cycles)])
+    lr_max, n, mult = check_lr('lr_max', lr_max), check_int('n_cycles', n_cycles, 1, MAX_CYCLES), _check_mult(cycle_mult)
+    lr_min, big = check_values('lr_min', lr_min, 0), (n - 1) * math.log10(mult) > 300
+    lens = np.array([mult ** (i - (n - 1) if big else i) for i in range(n)], dtype=float)   # relative to the last when the first would overflow
+    s = combine(lens / lens.sum(), [anneal(lr_max, lr_min) for _ in range(n)])
+    return _made(s, 'sgdr', lr_max, n, cycle_mult=mult, lr_min=lr_min)
 
-def wsd(lr_max, # LR of the stable phase: float or per-group array, > 0
+# %% ../nbs/00_schedules.ipynb #2ee7dcfb
+def wsd(lr_max, # LR of the stable phase: float or per-group array, finite, > 0
         pct_warmup:float=0.05, # fraction of the fit warming up linearly, in [0, 1]
         pct_decay:float=0.2, # fraction of the fit decaying at the end, in [0, 1]; pct_warmup+pct_decay <= 1
         decay:str='1-sqrt', # shape of the decay: '1-sqrt', 'linear' or 'cos'
-        div_final:float=1e5, # the nominal final LR is lr_max/div_final; >= 1
-        div:float=25.): # the warm-up starts at lr_max/div; >= 1
+        div_final:float=1e5, # the nominal final LR is lr_max/div_final; finite, >= 1
+        div:float=25.): # the warm-up starts at lr_max/div; finite, >= 1
     "Warm-up, stable, decay: linear warm-up to `lr_max`, flat, then `decay` down to `lr_max/div_final`"
-    lr_max, div, div_final = _check_lr('lr_max', lr_max), _check_div('div', div), _check_div('div_final', div_final)
-    pw, pd = _check_pct('pct_warmup', pct_warmup), _check_pct('pct_decay', pct_decay)
+    lr_max, div, div_final = check_lr('lr_max', lr_max), check_div('div', div), check_div('div_final', div_final)
+    pw, pd, decay = check_pct('pct_warmup', pct_warmup), check_pct('pct_decay', pct_decay), _kind('decay', decay, ('1-sqrt', 'linear', 'cos'))
     if pw + pd > 1 + 1e-12: raise ValueError(f"pct_warmup + pct_decay = {pw}+{pd} must be <= 1")
-    decay = _check_kind('decay', decay, ('1-sqrt', 'linear', 'cos'))
-    return combine([pw, max(1 - pw - pd, 0.), pd],
-                   [anneal(lr_max / div, lr_max, 'linear'), constant(lr_max), anneal(lr_max, lr_max / div_final, decay)])
+    s = combine([pw, max(1 - pw - pd, 0.), pd], [anneal(lr_max / div, lr_max, 'linear'), anneal(lr_max, 0., 'no'),
+                                                 anneal(lr_max, lr_max / div_final, decay)])
+    return _made(s, 'wsd', lr_max, pct_warmup=pw, pct_decay=pd, decay=decay, div_final=div_final, div=div)
 
+# %% ../nbs/00_schedules.ipynb #19399201
 def piecewise(values, # value of each piece: floats (or per-group arrays), each finite and >= 0
               pcts): # fraction of the fit for each piece, each >= 0, summing to 1 (within 1e-9)
     "Step schedule: `values[i]` held for the fraction `pcts[i]` of the fit"
     values, pcts = _seq('values', values), _seq('pcts', pcts)
     if len(values) != len(pcts): raise ValueError(f"values has {len(values)} entries but pcts has {len(pcts)}: give one fraction per value")
-    return combine(pcts, [constant(v) for v in values])
+    s = combine(pcts, [anneal(check_values(f'values[{i}]', v, 0), 0., 'no') for i, v in enumerate(values)])
+    return _made(s, 'piecewise', [a.start for a in s.scheds], s.pcts.tolist())
 
-# %% ../nbs/00_schedules.ipynb #9cff0120
-def chain(n_epochs, # epochs of each fit, each > 0
+# %% ../nbs/00_schedules.ipynb #beaeb253
+def chain(n_epochs, # epochs of each fit, each finite and > 0
           scheds): # the schedule of each fit
     "One schedule for consecutive fits: fit `i` runs `scheds[i]` for `n_epochs[i]` epochs"
-    n_epochs = _seq('n_epochs', n_epochs)
-    try: n = np.asarray(n_epochs, dtype=float)
-    except (TypeError, ValueError): raise TypeError(f"n_epochs={n_epochs!r} must be a list of epoch counts > 0") from None
-    if n.ndim != 1 or n.size == 0 or not (np.all(np.isfinite(n)) and np.all(n > 0)):
-        raise ValueError(f"n_epochs={n_epochs!r} must be a non-empty list of epoch counts > 0")
-    return combine(n / n.sum(), scheds)
+    n = _numbers('n_epochs', _seq('n_epochs', n_epochs), 'an epoch count', lo_open=True)
+    n = n / n.max()                 # the fractions, without overflowing the sum of huge counts
+    return _made(combine(n / n.sum(), scheds), 'chain', _seq('n_epochs', n_epochs), _seq('scheds', scheds))
+
+# %% ../nbs/00_schedules.ipynb #ea0cc5ca
+_check_lr, _check_mom, _check_div = check_lr, check_mom, check_div   # old names `ozcycle.fit` imports; remove once it imports ozcycle.core's

@@ -135,6 +135,12 @@ def _page_params(page):
         elif row.locator('select').count(): out[name] = row.locator('select').input_value()
     return out
 
+def _settings(controls):
+    "The explorer's settings for the controls read from the page: `moms[0]`, `moms[1]`, `moms[2]` make `moms`"
+    out = {k: v for k, v in controls.items() if not k.startswith('moms[')}
+    if any(k.startswith('moms[') for k in controls): out['moms'] = tuple(controls[f'moms[{i}]'] for i in range(3))
+    return out
+
 CELLS = [f'oz-{ph}-{k}' for ph in ('base', 'cont') for k in ('start', 'peak', 'last', 'end')]
 
 def _readout(page):
@@ -143,7 +149,7 @@ def _readout(page):
 def _expected(params):
     "The readout text the library computes for `params`: '%.3e' of `readout_values`, an em dash for no continuation"
     from ozcycle.widgets import readout_values
-    r = readout_values(**params)
+    r = readout_values(**_settings(params))
     return {f'oz-{ph}-{k}': ('\u2014' if r[ph] is None else '%.3e' % r[ph][k]) for ph in ('base', 'cont')
             for k in ('start', 'peak', 'last', 'end')}
 

@@ -220,3 +220,25 @@ def test_piecewise_takes_only_its_values(vals, n):
     w = np.arange(1., len(vals) + 1)
     v = sched_values(piecewise(vals, w / w.sum()), n)
     assert set(v.tolist()) <= set(vals)
+
+
+def test_plot_schedule_shows_once_in_jupyter():
+    "In an IPython shell with the inline backend (as Jupyter runs it), a cell ending with plot_schedule shows one picture"
+    import os, subprocess, sys, textwrap
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    code = textwrap.dedent("""
+        from execnb.shell import CaptureShell
+        sh = CaptureShell()
+        outs = [sh.run(c) for c in (
+            'from ozcycle.schedules import *\\nplot_schedule(one_cycle(1e-2), decay_only(1e-3), log=True)',
+            'plot_schedule({"lr": one_cycle(1e-2), "mom": one_cycle_moms()})',
+            'import matplotlib.pyplot as plt\\nfig, ax = plt.subplots()\\nplot_schedule(constant(1.), ax=ax)',
+            'plt.get_fignums()')]
+        print('images:', [sum('image/png' in o.get('data', {}) for o in c) for c in outs])
+        print('errors:', [o for c in outs for o in c if o.get('output_type') == 'error'])
+    """)
+    env = {**os.environ, 'PYTHONPATH': str(root) + os.pathsep + os.environ.get('PYTHONPATH', '')}
+    r = subprocess.run([sys.executable, '-c', code], cwd=root, env=env, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'images: [1, 1, 1, 0]' in r.stdout and 'errors: []' in r.stdout, r.stdout

@@ -1,7 +1,7 @@
 """The schedule explorer (ozcycle.widgets): one figure however often a slider moves, plotted arrays equal to what the
 fits record, the readout's DOM contract, one-line messages for settings that cannot run, and ipywidgets kept out of
 ozcycle.all."""
-import gc, os, re, subprocess, sys, textwrap, warnings
+import gc, math, os, re, subprocess, sys, textwrap, warnings
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -48,11 +48,11 @@ def test_twenty_moves_one_figure_and_exact_arrays():
     rng = np.random.default_rng(7)
     moves = []
     for i in range(20):
-        k = ['pct_start', 'lr_max', 'div', 'div_final', 'mom_start', 'mom_mid', 'n_epoch', 'n_batches', 'E1', 'lr_div'][i % 10]
+        k = ['pct_start', 'lr_max', 'div', 'div_final', 'moms[0]', 'moms[1]', 'n_epoch', 'n_batches', 'n_epoch_cont', 'lr_div'][i % 10]
         v = {'pct_start': round(float(rng.uniform(0, 1)), 2), 'lr_max': float(10 ** rng.uniform(-4, -1)),
              'div': float(10 ** rng.uniform(0, 2)), 'div_final': float(10 ** rng.uniform(1, 6)),
-             'mom_start': round(float(rng.uniform(0.85, 0.99)), 2), 'mom_mid': round(float(rng.uniform(0.7, 0.9)), 2),
-             'n_epoch': int(rng.integers(1, 8)), 'n_batches': int(rng.integers(1, 30)), 'E1': int(rng.integers(1, 8)),
+             'moms[0]': round(float(rng.uniform(0.85, 0.99)), 2), 'moms[1]': round(float(rng.uniform(0.7, 0.9)), 2),
+             'n_epoch': int(rng.integers(1, 8)), 'n_batches': int(rng.integers(1, 30)), 'n_epoch_cont': int(rng.integers(1, 8)),
              'lr_div': float(10 ** rng.uniform(0, 2))}[k]
         moves.append((k, v))
         ex.sliders[k].value = v
@@ -61,9 +61,11 @@ def test_twenty_moves_one_figure_and_exact_arrays():
     assert ex.n_draws == 21 and ex.message.value == ''
     assert ex.image.value[:8] == b'\x89PNG\r\n\x1a\n'
     p = ex.params
-    assert {k: p[k] for k in dict(moves)} == dict(moves)
-    n0, n1 = p['n_epoch'] * p['n_batches'], p['E1'] * p['n_batches']
-    moms = (p['mom_start'], p['mom_mid'], p['mom_start'])
+    controls = {k: w.value for k, w in ex.sliders.items()}
+    assert {k: controls[k] for k in dict(moves)} == dict(moves)
+    n0, n1 = p['n_epoch'] * p['n_batches'], p['n_epoch_cont'] * p['n_batches']
+    moms = p['moms']
+    assert moms == (controls['moms[0]'], controls['moms[1]'], controls['moms[2]'])
     bs = {'lr': one_cycle(p['lr_max'], p['div'], p['div_final'], p['pct_start']), 'mom': one_cycle_moms(moms, p['pct_start'])}
     np.testing.assert_array_equal(ex.lines['base_lr'].get_ydata(), sched_values(bs['lr'], n0))
     np.testing.assert_array_equal(ex.lines['base_mom'].get_ydata(), sched_values(bs['mom'], n0))
@@ -80,7 +82,7 @@ def test_twenty_moves_one_figure_and_exact_arrays():
                                       dict(strategy='decay', kind='linear'), dict(strategy='decay', lr_from='last'),
                                       dict(strategy='long'), dict(strategy='none')])
 def test_each_strategy_draws_its_schedules(settings):
-    s = dict(EXPLORER_DEFAULTS, n_epoch=3, n_batches=7, E1=2, pct_start=0.3, **settings)
+    s = dict(EXPLORER_DEFAULTS, n_epoch=3, n_batches=7, n_epoch_cont=2, pct_start=0.3, **settings)
     ex = schedule_explorer(**{k: v for k, v in s.items() if k != 'lr' or s['lr_from'] == 'value'})
     n0, n1 = 21, 14
     bs = {'lr': one_cycle(1e-2, pct_start=0.3), 'mom': one_cycle_moms(pct_start=0.3)}
@@ -135,19 +137,19 @@ def test_readout_dom_contract():
 
 def test_controls_shown_per_strategy():
     ex = schedule_explorer()
-    shown = lambda: [k for k in ('E1', 'lr_div', 'lr_from', 'lr', 'lr_start', 'kind') if ex.sliders[k].layout.display != 'none']
-    want = {'none': [], 'refit': ['E1', 'lr_div'], 'constant': ['E1', 'lr_div', 'lr_from', 'lr'],
-            'decay': ['E1', 'lr_div', 'lr_from', 'lr_start', 'kind'], 'long': ['E1']}
+    shown = lambda: [k for k in ('n_epoch_cont', 'lr_div', 'lr_from', 'lr', 'lr_start', 'kind') if ex.sliders[k].layout.display != 'none']
+    want = {'none': [], 'refit': ['n_epoch_cont', 'lr_div'], 'constant': ['n_epoch_cont', 'lr_div', 'lr_from', 'lr'],
+            'decay': ['n_epoch_cont', 'lr_div', 'lr_from', 'lr_start', 'kind'], 'long': ['n_epoch_cont']}
     for st in STRATEGIES:
         ex.set(strategy=st); assert shown() == want[st], st
     ex.set(strategy='constant', lr_from='last')
-    assert shown() == ['E1', 'lr_from', 'lr'] and ex.sliders['lr'].disabled
+    assert shown() == ['n_epoch_cont', 'lr_from', 'lr'] and ex.sliders['lr'].disabled
     assert ex.sliders['lr'].value == pytest.approx(last_value(one_cycle(1e-2), 100))   # the LR the library resolved
     ex.set(lr_from='value', lr=5e-4)
     assert not ex.sliders['lr'].disabled and ex.lines['cont_lr'].get_ydata()[0] == 5e-4
 
 
-@pytest.mark.parametrize('settings,words', [(dict(n_epoch=0), 'n_epoch=0'), (dict(E1=0), 'E1=0'),
+@pytest.mark.parametrize('settings,words', [(dict(n_epoch=0), 'n_epoch=0'), (dict(n_epoch_cont=0), 'n_epoch_cont=0'),
                                             (dict(n_epoch=0, strategy='long'), 'n_epoch=0')])
 def test_impossible_settings_give_one_line(settings, words):
     ex = schedule_explorer()
@@ -156,7 +158,7 @@ def test_impossible_settings_give_one_line(settings, words):
     m = ex.message.value
     assert words in m and '\n' not in m and 'Traceback' not in m, m
     assert (ex.image.value, ex.readout.value, ex.n_draws) == before     # the last good drawing stays
-    assert ex.set(n_epoch=2, E1=1) is True and ex.message.value == ''
+    assert ex.set(n_epoch=2, n_epoch_cont=1) is True and ex.message.value == ''
 
 
 def test_bad_arguments_raise():
@@ -183,7 +185,7 @@ def _run(learn, call):
                                       dict(strategy='decay', lr_from='value', lr_start=3e-3), dict(strategy='long')])
 def test_drawn_equals_what_the_fits_record(settings):
     "Run the calls the explorer prints on a real Learner: the recorded LR and momentum are the drawn ones"
-    s = dict(n_epoch=2, n_batches=4, E1=3, pct_start=0.3, lr_max=2e-2, div=10., mom_mid=0.8, **settings)
+    s = dict(n_epoch=2, n_batches=4, n_epoch_cont=3, pct_start=0.3, lr_max=2e-2, div=10., moms=(0.95, 0.8, 0.9), **settings)
     ph, calls = explorer_phases(**s), explorer_calls(**s)
     set_seed(0)
     learn = _learner()
@@ -253,3 +255,54 @@ def test_ipywidgets_only_in_widgets_and_inline_backend_shows_one_widget():
     assert 'widget outputs: 1' in out, out
     assert 'images: [0, 0, 1, 0]' in out, out        # only the plain pyplot cell shows an image: its own
     assert 'draws: 22 errors: []' in out, out
+
+
+def _defaults(f):
+    import inspect
+    return {k: p.default for k, p in inspect.signature(f).parameters.items() if p.default is not inspect.Parameter.empty}
+
+
+def test_defaults_are_read_from_the_signatures_and_agree_everywhere():
+    "One-cycle's and the continuations' defaults are written once (in signatures); every place that uses them agrees"
+    from fastai.learner import Learner
+    import ozcycle.fit  # noqa: F401  (patches fit_refit, fit_constant, fit_decay, fit_cycle onto Learner)
+    from ozcycle.fit import continuation_defaults
+    from ozcycle.schedules import decay_only, decay_only_moms, flat_cos, sgdr, wsd
+    D = EXPLORER_DEFAULTS
+    shape = {k: D[k] for k in ('div', 'div_final', 'pct_start')}
+    fastai_moms = _defaults(Learner.__init__)['moms']
+    assert shape == dict(div=25., div_final=1e5, pct_start=0.25) and D['moms'] == (0.95, 0.85, 0.95)  # fastai's documented ones
+    assert {k: _defaults(Learner.fit_one_cycle)[k] for k in shape} == shape and fastai_moms == D['moms']  # fastai's own signatures
+    assert {k: _defaults(one_cycle)[k] for k in shape} == shape and _defaults(one_cycle_moms)['moms'] == D['moms']
+    for m in (Learner.fit_cycle, Learner.fit_refit):
+        assert {k: _defaults(m)[k] for k in shape} == shape, m
+    for m, s in ((Learner.fit_refit, 'refit'), (Learner.fit_constant, 'constant'), (Learner.fit_decay, 'decay')):
+        assert _defaults(m)['lr_div'] == continuation_defaults(s)['lr_div'] == D['lr_div'], m
+    assert _defaults(Learner.fit_decay)['kind'] == continuation_defaults('decay')['kind'] == _defaults(decay_only)['kind'] == D['kind']
+    assert _defaults(Learner.fit_decay)['div_final'] == _defaults(decay_only)['div_final'] == D['div_final']
+    assert _defaults(decay_only_moms)['moms'] == D['moms'][1:]        # one-cycle's second phase
+    assert _defaults(flat_cos)['div_final'] == _defaults(wsd)['div_final'] == D['div_final'] and _defaults(wsd)['div'] == D['div']
+    assert _defaults(flat_cos)['pct_start'] == _defaults(Learner.fit_flat_cos)['pct_start']
+    assert _defaults(sgdr)['cycle_mult'] == _defaults(Learner.fit_sgdr)['cycle_mult']
+
+
+def test_values_outside_a_slider_range_are_kept_not_clamped():
+    "schedule_explorer(lr_max=3.0) used to draw and print lr_max=1.0 (the slider's end): the range widens instead"
+    ex = schedule_explorer(lr_max=3.0, div=1e4, n_epoch=60, n_batches=3)
+    assert ex.params['lr_max'] == 3.0 and ex.sliders['lr_max'].max >= math.log10(3.0)
+    assert ex.params['div'] == 1e4 and ex.params['n_epoch'] == 60
+    assert 'learn.fit_one_cycle(60, 3, div=10000,' in ex.code.value, ex.code.value
+    np.testing.assert_array_equal(ex.lines['base_lr'].get_ydata(), sched_values(one_cycle(3.0, div=1e4), 180))
+    assert ex.set(strategy='constant', lr_from='value', lr=1e-12) is True
+    assert ex.params['lr'] == 1e-12 and ex.lines['cont_lr'].get_ydata()[0] == 1e-12
+    assert ex.set(moms=(0.999, 0.5, 0.995)) is True and ex.params['moms'] == (0.999, 0.5, 0.995)
+    with pytest.raises(ValueError, match=r'pct_start=1\.5'): ex.set(pct_start=1.5)    # invalid: refused, nothing changes
+    assert ex.params['pct_start'] == 0.25
+
+
+def test_moms_is_one_setting_in_the_calls():
+    ex = schedule_explorer(moms=(0.95, 0.85, 0.9), strategy='decay')
+    assert 'moms=(0.95, 0.85, 0.9)' in ex.code.value and 'moms=(0.85, 0.9)' in ex.code.value, ex.code.value
+    assert ex.lines['base_mom'].get_ydata()[-1] == pytest.approx(last_value(one_cycle_moms((0.95, 0.85, 0.9)), 100))
+    with pytest.raises(TypeError, match='mom_start'): schedule_explorer(mom_start=0.9)
+    with pytest.raises(TypeError, match='E1'): explorer_calls(E1=3)
