@@ -14,6 +14,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'ozcycle.clip.GradClip.__repr__': ('clip.html#gradclip.__repr__', 'ozcycle/clip.py'),
                               'ozcycle.clip.GradClip._nonfinite_msg': ('clip.html#gradclip._nonfinite_msg', 'ozcycle/clip.py'),
                               'ozcycle.clip.GradClip.after_fit': ('clip.html#gradclip.after_fit', 'ozcycle/clip.py'),
+                              'ozcycle.clip.GradClip.after_step': ('clip.html#gradclip.after_step', 'ozcycle/clip.py'),
                               'ozcycle.clip.GradClip.before_batch': ('clip.html#gradclip.before_batch', 'ozcycle/clip.py'),
                               'ozcycle.clip.GradClip.before_fit': ('clip.html#gradclip.before_fit', 'ozcycle/clip.py'),
                               'ozcycle.clip.GradClip.before_step': ('clip.html#gradclip.before_step', 'ozcycle/clip.py'),
