@@ -11,7 +11,9 @@ in short epochs (`--n-batches` steps each; who goes first alternates), after a w
 ours / fastai on the median step time (target <= 1.05). On a shared, busy CPU single steps of either side are
 inflated at random: also read the median of the paired ratios (step j of round r of each arm, run moments apart) and
 the ratio of lower quartiles. A second measurement times the clipping call alone on the same model's gradients.
-Run: .venv/bin/python bench/bench_clip.py [--reps 60] [--bs 32] [--n-batches 4] [--max-norm 0.1] [--threads 1]
+With `--bn` the CNN has a BatchNorm after each convolution: ours then also copies the model's floating-point buffers
+once per step (to undo them on a skipped step); the copy is also timed alone.
+Run: .venv/bin/python bench/bench_clip.py [--reps 60] [--bs 32] [--n-batches 4] [--max-norm 0.1] [--threads 1] [--bn]
 """
 import argparse, platform, statistics, time
 import torch
@@ -27,11 +29,9 @@ import fastai.callback.progress  # Learner.no_bar
 from ozcycle.clip import GradClip, _clip_
 
 
-def small_cnn():
-    return nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU(),
-                         nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
-                         nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+def small_cnn(bn=False):
+    def block(ni, nf): return [nn.Conv2d(ni, nf, 3, stride=2, padding=1), *([nn.BatchNorm2d(nf)] if bn else []), nn.ReLU()]
+    return nn.Sequential(*block(3, 16), *block(16, 32), *block(32, 64), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
 
 
 def _sync(dev):
@@ -73,6 +73,7 @@ def main():
     p.add_argument('--n-batches', type=int, default=4, help='training batches per epoch, i.e. per arm and round (default 4)')
     p.add_argument('--max-norm', type=float, default=0.1, help='clipping threshold for both (default 0.1)')
     p.add_argument('--threads', type=int, default=1, help='torch.set_num_threads (default 1: steadier on a shared CPU)')
+    p.add_argument('--bn', action='store_true', help='BatchNorm after each convolution (ours copies its buffers every step)')
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     a = p.parse_args()
     if a.threads: torch.set_num_threads(a.threads)
@@ -88,7 +89,7 @@ def main():
         torch.manual_seed(0)
         dls = DataLoaders(DataLoader(TensorDataset(x, y), bs=a.bs, shuffle=True), DataLoader(TensorDataset(xv, yv), bs=a.bs), device=dev)
         stops[name] = StepStop()
-        learners[name] = Learner(dls, small_cnn(), loss_func=nn.CrossEntropyLoss(), opt_func=SGD, lr=1e-2,
+        learners[name] = Learner(dls, small_cnn(a.bn), loss_func=nn.CrossEntropyLoss(), opt_func=SGD, lr=1e-2,
                                  cbs=[make_cb(), StepStart(), stops[name]])
 
     times = {k: [] for k in arms}
@@ -110,8 +111,11 @@ def main():
     alone = {'fastai': clip_alone(params, lambda: torch.nn.utils.clip_grad_norm_(params, a.max_norm)),
              'ours': clip_alone(params, lambda: rows.append((0, 0, *_clip_(params, a.max_norm, 2., 'norm', 0.01, 1e-3), False)))}
 
+    bufs = [b for b in learners['ours'].model.buffers() if b.is_floating_point()]
+    saved = [b.clone() for b in bufs]
+    copy_alone = clip_alone(params, lambda: torch._foreach_copy_(saved, bufs)) if bufs else 0.
     n_params = sum(p.numel() for p in learners['ours'].model.parameters())
-    print(f"small CNN ({n_params} parameters), bs={a.bs}, {a.n_batches} batches/epoch, {a.reps} interleaved rounds, "
+    print(f"small CNN{' with BatchNorm' if a.bn else ''} ({n_params} parameters), bs={a.bs}, {a.n_batches} batches/epoch, {a.reps} interleaved rounds, "
           f"device {dev.type} ({torch.cuda.get_device_name() if dev.type == 'cuda' else platform.processor() or platform.machine()}), "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads; max_norm={a.max_norm}: ours clipped {pct_clipped:.0%} of steps")
     for k in arms:
@@ -119,6 +123,8 @@ def main():
               f"max {max(times[k])*1e3:.3f}, {len(times[k])} steps]   clipping call alone: {alone[k]*1e6:7.1f} us")
     print(f"  median of paired ratios: {statistics.median(paired):.3f}x; ratio of lower quartiles: {q1['ours']/q1['fastai']:.3f}x; "
           f"ratio of minima: {min(times['ours'])/min(times['fastai']):.3f}x; clipping call alone: {alone['ours']/alone['fastai']:.2f}x")
+    if bufs: print(f"  buffer snapshot alone ({len(bufs)} buffers, {sum(b.numel() for b in bufs)} values): {copy_alone*1e6:.1f} us "
+                   f"= {copy_alone/med['ours']:.2%} of ours' median step")
     print(f"RATIO training step ours/fastai = {med['ours']/med['fastai']:.3f}x on medians (target <= 1.05)")
 
 

@@ -269,3 +269,298 @@ def test_fit_with_a_pytorch_optimizer():
     ours, learn = fit(GradClip(max_norm=0.3))
     assert learn.grad_clip.stats.clipped.sum() > 0
     torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-5)
+
+
+# ---- issue 12: NaN must not reach the model's state -------------------------------------------------------------
+
+class _NaNInputAt(Callback):
+    "Replace the inputs of training step `at` by NaN; record the BatchNorm buffers just before that batch"
+    def __init__(self, at, bn): self.at, self.bn = at, bn
+    def before_batch(self):
+        if self.training and self.learn.train_iter == self.at:
+            self.seen = (self.bn.running_mean.clone(), self.bn.running_var.clone())
+            self.learn.xb = (torch.full_like(self.xb[0], NAN),)
+
+
+class _BNAfter(Callback):
+    "BatchNorm's buffers after every training batch"
+    def __init__(self, bn): self.bn, self.seen = bn, []
+    def after_batch(self):
+        if self.training: self.seen.append((self.bn.running_mean.clone(), self.bn.running_var.clone()))
+
+
+def _bn_learner(*cbs, **kw):
+    set_seed(0)
+    model = nn.Sequential(nn.Linear(1, 4), nn.BatchNorm1d(4), nn.Linear(4, 1))
+    return synth_learner(model=model, lr=1e-2, cbs=list(cbs), **kw), model[1]
+
+
+def test_nan_batch_leaves_batchnorm_buffers():
+    "Before: running_mean/var NaN after one NaN batch and validation NaN; now: the values from before that batch"
+    learn, bn = _bn_learner()
+    nan_in, after = _NaNInputAt(3, bn), _BNAfter(bn)
+    with learn.no_logging(), learn.no_bar(), warnings.catch_warnings():
+        warnings.simplefilter('ignore'); learn.fit(1, cbs=[GradClip(), nan_in, after])
+    mean3, var3 = after.seen[3]
+    assert torch.equal(mean3, nan_in.seen[0]) and torch.equal(var3, nan_in.seen[1])
+    assert not torch.equal(after.seen[4][0], mean3)                 # later batches still update them
+    assert bn.running_mean.isfinite().all() and bn.running_var.isfinite().all()
+    with learn.no_bar(): assert math.isfinite(learn.validate()[0])
+
+
+def test_nan_batch_raise_before_state_changes():
+    learn, bn = _bn_learner()
+    nan_in = _NaNInputAt(3, bn)
+    with learn.no_logging(), learn.no_bar(), pytest.raises(FloatingPointError, match='training step 3'):
+        learn.fit(1, cbs=[GradClip(nonfinite='raise'), nan_in])
+    assert torch.equal(bn.running_mean, nan_in.seen[0]) and torch.equal(bn.running_var, nan_in.seen[1])
+
+
+def test_nan_batch_under_gradient_accumulation():
+    "A NaN in an accumulated batch (not the one that steps): the buffers go back to the start of the accumulation"
+    from fastai.callback.training import GradientAccumulation
+    learn, bn = _bn_learner()
+    nan_in, after, gc = _NaNInputAt(2, bn), _BNAfter(bn), GradClip()  # bs 16, n_acc 32: steps at batches 1, 3, 5, ...
+    with learn.no_logging(), learn.no_bar(), warnings.catch_warnings():
+        warnings.simplefilter('ignore'); learn.fit(1, cbs=[GradientAccumulation(32), gc, nan_in, after])
+    st_ = gc.stats
+    assert st_.skipped.tolist() == [False, True, False, False, False]
+    assert torch.equal(after.seen[3][0], after.seen[1][0]) and torch.equal(after.seen[3][1], after.seen[1][1])
+    assert bn.running_mean.isfinite().all()
+
+
+def test_no_buffers_no_copies():
+    cb = GradClip()
+    _, learn = _fit(cb, n_epoch=1)
+    assert cb._bufs == []
+
+
+class _AllNaN(Callback):
+    def after_backward(self): next(self.learn.model.parameters()).grad.view(-1)[0] = NAN
+
+
+@pytest.mark.parametrize('kw,n_epoch,match', [
+    (dict(max_skips=5), 1, 'skipped the last 5 optimizer steps in a row'),
+    (dict(), 1, 'skipped every one of the 10 optimizer steps'),              # shorter than max_skips=20
+    (dict(max_skips=None), 3, 'skipped every one of the 30 optimizer steps')])
+def test_every_step_skipped_is_an_error(kw, n_epoch, match):
+    "Before: every step skipped, weights unchanged, one warning at the end; now: FloatingPointError"
+    learn = synth_learner(cbs=[GradClip(**kw), _AllNaN()])
+    with learn.no_logging(), learn.no_bar(), pytest.raises(FloatingPointError, match=match): learn.fit(n_epoch)
+
+
+def test_max_skips_counts_in_a_row():
+    "Skips separated by good steps never add up to max_skips"
+    class _EveryOther(Callback):
+        def after_backward(self):
+            if self.learn.train_iter % 2: next(self.learn.model.parameters()).grad.view(-1)[0] = NAN
+    learn = synth_learner(cbs=[GradClip(max_skips=2), _EveryOther()])
+    with learn.no_logging(), learn.no_bar(), warnings.catch_warnings():
+        warnings.simplefilter('ignore'); learn.fit(2)
+    assert learn.grad_clip.n_skipped == 10
+
+
+# ---- norm_type: bounded, and norms safe from over- and underflow ------------------------------------------------
+
+@pytest.mark.parametrize('norm_type', [0.05, 0.5, 0.999, 0., -1.])
+def test_norm_type_below_one_refused(norm_type):
+    "Before: GradClip(norm_type=0.05) skipped every step (the 0.05-'norm' overflowed float32); now refused at once"
+    for f in (lambda: GradClip(norm_type=norm_type), lambda: clip_grads_(nn.Linear(2, 2).parameters(), norm_type=norm_type),
+              lambda: grad_norm(nn.Linear(2, 2).parameters(), norm_type=norm_type)):
+        with pytest.raises(ValueError, match=f'norm_type={norm_type!r} must be .* >= 1'): f()
+
+
+@pytest.mark.parametrize('scale', [1e-30, 1e-20, 1e-3, 1., 1e20, 1e36])
+@pytest.mark.parametrize('norm_type', [1., 1.5, 2., 3., 7., 100., 1000., INF])
+def test_norm_matches_float64_at_any_scale(scale, norm_type):
+    "PyTorch's float32 norm is 0 or inf at these scales for several p; ours matches float64 (scaled: 1000 is too much for it)"
+    torch.manual_seed(0)
+    ps = [_param(*(torch.rand(n) * scale).tolist()) for n in (50, 7, 1)]
+    def f64_norm(ps):
+        g = np.abs(np.concatenate([p.grad.double().numpy() for p in ps])); a = g.max()
+        return a if norm_type == INF else a * float(np.sum((g / a) ** norm_type)) ** (1 / norm_type)
+    ref = f64_norm(ps)
+    if norm_type <= 3 and 1e-15 < scale < 1e15:
+        assert ref == pytest.approx(torch.linalg.vector_norm(torch.cat([p.grad.double() for p in ps]), norm_type).item(), rel=1e-12)
+    assert grad_norm(ps, norm_type) == pytest.approx(ref, rel=1e-5)
+    max_norm = ref / 2
+    n, clipped = clip_grads_(ps, max_norm, norm_type)
+    assert clipped and n == pytest.approx(ref, rel=1e-5)
+    assert f64_norm(ps) == pytest.approx(max_norm, rel=1e-4)
+
+
+# ---- gradient layouts ---------------------------------------------------------------------------------------------
+
+def _embeddings(seed=0):
+    torch.manual_seed(seed)
+    e, d = nn.Embedding(6, 3, sparse=True), nn.Embedding(6, 3)
+    d.weight.data.copy_(e.weight.data)
+    idx = torch.tensor([1, 1, 4, 5, 5, 5])
+    for m in (e, d): (m(idx) * torch.arange(1., 4.)).sum().backward()
+    return e, d
+
+
+@pytest.mark.parametrize('max_norm', [0.1, 100.])
+def test_sparse_norm_matches_clip_grad_norm(max_norm):
+    e, d = _embeddings()
+    n_ref = torch.nn.utils.clip_grad_norm_(d.parameters(), max_norm).item()
+    n, clipped = clip_grads_(e.parameters(), max_norm)
+    assert n == pytest.approx(n_ref, rel=1e-6) and clipped == (n_ref > max_norm)
+    torch.testing.assert_close(e.weight.grad.to_dense(), d.weight.grad, rtol=1e-5, atol=1e-8)
+    e2, _ = _embeddings()
+    assert torch.nn.utils.clip_grad_norm_(e2.parameters(), max_norm).item() == pytest.approx(n_ref, rel=1e-6)
+
+
+@pytest.mark.parametrize('max_norm', [0.5, 2.5, 100.])
+def test_sparse_value_matches_dense_clip_grad_value(max_norm):
+    "Before: NotImplementedError (as PyTorch's clip_grad_value_ on a sparse gradient); now: the dense result"
+    e, d = _embeddings()
+    with pytest.raises(NotImplementedError): torch.nn.utils.clip_grad_value_(_embeddings()[0].parameters(), max_norm)
+    torch.nn.utils.clip_grad_value_(d.parameters(), max_norm)
+    n, clipped = clip_grads_(e.parameters(), max_norm, mode='value')
+    assert n == 9. and clipped == (max_norm < 9.)                     # row 5, third column: 3 lookups x 3
+    assert torch.equal(e.weight.grad.to_dense(), d.weight.grad)
+
+
+def test_sparse_agc_refused_naming_the_parameter():
+    "Before: RuntimeError from norm_sparse; now: ValueError naming the parameter (by position, or by name in a fit)"
+    e, _ = _embeddings()
+    with pytest.raises(ValueError, match=r"params\[0\] \(shape \(6, 3\)\) has a sparse gradient"):
+        clip_grads_(e.parameters(), mode='agc')
+    from fastai.learner import Learner
+    from fastai.optimizer import OptimWrapper
+    from fastai.test_utils import synth_dbunch
+    from functools import partial
+    class EmbReg(nn.Module):
+        def __init__(self): super().__init__(); self.emb, self.lin = nn.Embedding(4, 1, sparse=True), nn.Linear(1, 1)
+        def forward(self, x): return self.lin(self.emb((x.abs() * 1000).long() % 4).squeeze(-1))
+    learn = Learner(synth_dbunch(), EmbReg(), loss_func=nn.MSELoss(), lr=0.1,
+                    opt_func=partial(OptimWrapper, opt=torch.optim.SGD), cbs=GradClip(mode='agc'))
+    with learn.no_logging(), learn.no_bar(), pytest.raises(ValueError, match="parameter 'emb.weight' has a sparse gradient"):
+        learn.fit(1)
+
+
+def test_sparse_in_a_fit_by_norm():
+    "GradClip in a fit with a sparse embedding and PyTorch's SparseAdam-free SGD: same as clip_grad_norm_ on the dense twin"
+    from functools import partial
+    from fastai.learner import Learner
+    from fastai.optimizer import OptimWrapper
+    from fastai.test_utils import synth_dbunch
+    class EmbReg(nn.Module):
+        def __init__(self, sparse): super().__init__(); self.emb, self.lin = nn.Embedding(4, 1, sparse=sparse), nn.Linear(1, 1)
+        def forward(self, x): return self.lin(self.emb((x.abs() * 1000).long() % 4).squeeze(-1))
+    def fit(sparse, cb):
+        set_seed(3)
+        m = EmbReg(sparse)
+        learn = Learner(synth_dbunch(), m, loss_func=nn.MSELoss(), lr=0.1, cbs=cb,
+                        opt_func=partial(OptimWrapper, opt=torch.optim.SGD))
+        with learn.no_logging(), learn.no_bar(): learn.fit(2)
+        return torch.cat([p.detach().flatten() for p in m.parameters()]), learn
+    ours, learn = fit(True, GradClip(max_norm=0.05))
+    ref, _ = fit(False, GradientClip(max_norm=0.05))
+    assert learn.grad_clip.stats.clipped.sum() > 0
+    torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-6)
+
+
+def _mixed(vals=(3., -4., 0.5)):
+    return [_param(*vals, dtype=dt) for dt in (torch.float16, torch.bfloat16, torch.float32, torch.float64)]
+
+
+@pytest.mark.parametrize('max_norm', [0.5, 100.])
+def test_mixed_dtypes_match_pytorch(max_norm):
+    ours, ref = _mixed(), _mixed()
+    n_ref = torch.nn.utils.clip_grad_norm_(ref, max_norm).item()
+    n, clipped = clip_grads_(ours, max_norm)
+    assert n == pytest.approx(n_ref, rel=2e-3) and clipped == (n_ref > max_norm)   # half-precision per-tensor norms
+    for p, q in zip(ours, ref):
+        assert p.grad.dtype == q.grad.dtype
+        torch.testing.assert_close(p.grad.double(), q.grad.double(), rtol=1e-2, atol=1e-3)
+    ours, ref = _mixed(), _mixed()
+    torch.nn.utils.clip_grad_value_(ref, max_norm / 4)
+    clip_grads_(ours, max_norm / 4, mode='value')
+    for p, q in zip(ours, ref): assert torch.equal(p.grad, q.grad)
+
+
+def test_mixed_dtypes_agc_matches_reference():
+    ps = _mixed()
+    for p in ps: p.data.fill_(1.)
+    expect = _agc_reference(ps, 0.1, 1e-3)
+    clip_grads_(ps, mode='agc', clip_factor=0.1)
+    for p, e in zip(ps, expect): torch.testing.assert_close(p.grad.double(), e, rtol=1e-2, atol=1e-3)
+
+
+@pytest.mark.parametrize('mode', ['norm', 'value', 'agc'])
+@pytest.mark.parametrize('norm_type', [2., INF])
+def test_empty_tensors_are_ignored(mode, norm_type):
+    "PyTorch's clip_grad_norm_(norm_type=inf) raises on an empty gradient; an empty gradient has nothing to clip"
+    empty, w = nn.Parameter(torch.zeros(0)), nn.Parameter(torch.ones(2, 0))
+    empty.grad, w.grad = torch.zeros(0), torch.zeros(2, 0)
+    p, q = _param(3., 4.), _param(3., 4.)
+    n, clipped = clip_grads_([empty, w, p], 1., norm_type, mode=mode)
+    n_ref, clipped_ref = clip_grads_([q], 1., norm_type, mode=mode)
+    assert (n, clipped) == (n_ref, clipped_ref) and torch.equal(p.grad, q.grad)
+    assert clip_grads_([empty], 1., norm_type, mode=mode) == (0., False)
+    if norm_type == INF:
+        with pytest.raises(RuntimeError): torch.nn.utils.clip_grad_norm_([empty], 1., INF)
+
+
+def test_complex_gradients():
+    c, ref = _param(3., 4., dtype=torch.complex64), _param(3., 4., dtype=torch.complex64)
+    c.grad, ref.grad = c.grad * 1j, ref.grad * 1j
+    torch.nn.utils.clip_grad_norm_([ref], 1.)
+    assert clip_grads_([c], 1.) == (pytest.approx(5.), True)
+    torch.testing.assert_close(c.grad, ref.grad)
+    for mode in ('value', 'agc'):
+        with pytest.raises(ValueError, match=r"params\[0\] \(shape \(2,\)\) has a complex gradient"): clip_grads_([c], mode=mode)
+
+
+def test_integer_gradient_refused():
+    t = torch.zeros(3, dtype=torch.long); t.grad = torch.ones(3, dtype=torch.long)
+    with pytest.raises(TypeError, match=r"params\[1\] \(shape \(3,\)\) has a torch.int64 gradient"): clip_grads_([_param(1.), t])
+    with pytest.raises(TypeError, match=r"params\[0\]"): grad_norm(t)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a GPU')
+@pytest.mark.parametrize('mode', ['norm', 'value', 'agc'])
+def test_mixed_devices(mode):
+    ps = [_param(3., 4.), _param(30., 40.)]
+    gpu = [_param(3., 4.), _param(30., 40.)]
+    gpu[1] = nn.Parameter(gpu[1].detach().cuda()); gpu[1].grad = torch.tensor([30., 40.], device='cuda')
+    n, clipped = clip_grads_(ps, 1., mode=mode)
+    n2, clipped2 = clip_grads_(gpu, 1., mode=mode)
+    assert n2 == pytest.approx(n, rel=1e-6) and clipped2 == clipped
+    for p, q in zip(ps, gpu): torch.testing.assert_close(p.grad, q.grad.cpu())
+
+
+# ---- params ----------------------------------------------------------------------------------------------------
+
+def test_consumed_generator_is_an_error():
+    "Before: clip_grads_ on a consumed generator clipped nothing and returned (0.0, False); now: ValueError naming params"
+    net = nn.Linear(3, 2); net(torch.randn(4, 3)).sum().backward()
+    ps = net.parameters(); list(ps)
+    for f in (clip_grads_, grad_norm):
+        with pytest.raises(ValueError, match='params is empty'): f(ps)
+        with pytest.raises(ValueError, match='params is empty'): f([])
+    assert clip_grads_(nn.Linear(3, 2).parameters(), 1.) == (0., False)   # parameters without gradients: nothing to do
+
+
+@pytest.mark.parametrize('bad,match', [(None, 'params=None'), (3, 'params=3'), ('w', "params='w'"), ({'w': 1}, 'params='),
+                                       ([torch.ones(1), 'w'], r"params\[1\]='w'"), ([None], r'params\[0\]=None')])
+def test_params_not_tensors(bad, match):
+    for f in (clip_grads_, grad_norm):
+        with pytest.raises(TypeError, match=match): f(bad)
+
+
+# ---- figures display once -----------------------------------------------------------------------------------------
+
+def test_plots_return_a_closed_figure():
+    import matplotlib.pyplot as plt
+    _, learn = _fit(GradClip(max_norm=0.5), n_epoch=1)
+    before = set(plt.get_fignums())
+    for fig in (learn.grad_clip.plot_grad_norms(), learn.plot_grad_norms()):
+        assert fig.axes and len(fig.axes[0].lines) >= 1
+        assert set(plt.get_fignums()) == before                     # made and closed: shown once
+    fig, ax = plt.subplots()
+    assert learn.plot_grad_norms(ax=ax) is fig and plt.fignum_exists(fig.number)   # the caller's figure: left open
+    plt.close(fig)
+    with pytest.raises(TypeError, match='ax='): learn.plot_grad_norms(ax=3)
