@@ -6,7 +6,6 @@
 from __future__ import annotations
 import hashlib, inspect, json, os, random
 from concurrent.futures import ThreadPoolExecutor
-from copy import copy
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -16,18 +15,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import TensorDataset
-from fastcore.basics import patch
-from fastai.data.core import DataLoaders, Datasets, TfmdDL, test_set
 from fastai.data.external import URLs, untar_data
-from fastai.losses import CrossEntropyLossFlat
-from fastai.torch_core import default_device
 from .core import check_int, check_real, check_values, check_kind, check_keys, atomic_write, remove_stale_temps
+from .loaders import SEED_MAX, TensorDataLoaders, TensorLoader, check_device
 
 # %% auto #0
 __all__ = ['DATASETS', 'MODELS', 'load_mnist1d', 'load_digits', 'DataUnavailableError', 'load_cifar10', 'load_imagenette',
-           'TensorLoader', 'TensorDataLoaders', 'DatasetSpec', 'default_dataset', 'get_data', 'ConvNet1d', 'mlp',
-           'resnet9', 'make_model', 'model_for', 'check_model_fits']
+           'DatasetSpec', 'default_dataset', 'get_data', 'ConvNet1d', 'mlp', 'resnet9', 'make_model', 'model_for',
+           'check_model_fits']
 
 # %% ../nbs/04_data.ipynb #a8343603
 def cache_dir(
@@ -55,8 +50,6 @@ def cached(
     return res
 
 # %% ../nbs/04_data.ipynb #37a03a53
-_SEED_MAX = 2**32 - 1  # numpy's seeds are below 2**32
-
 def mnist1d_args(
     n_train:int=4000, # training examples, >= 1
     n_valid:int=4000, # validation examples, >= 1
@@ -66,7 +59,7 @@ def mnist1d_args(
     "Arguments for `mnist1d.data.make_dataset` giving at least `n_train + n_valid` examples."
     import mnist1d.data
     n_train, n_valid = check_int('n_train', n_train, 1), check_int('n_valid', n_valid, 1)
-    data_seed = check_int('data_seed', data_seed, 0, _SEED_MAX)
+    data_seed = check_int('data_seed', data_seed, 0, SEED_MAX)
     args = mnist1d.data.get_dataset_args(as_dict=True)
     args.pop('url')  # never downloaded
     free = sorted(set(args) - {'num_samples', 'train_split', 'seed'})  # those three follow from our arguments
@@ -105,7 +98,7 @@ def load_digits(
     cache:str|Path|None=None, # cache folder, see `cache_dir`
 ) -> dict: # x_train (n,1,8,8) float32 in [0, 1], y_train int64, x_valid, y_valid, vocab
     "scikit-learn's 8x8 handwritten digits, split once into train and valid."
-    n_valid, split_seed = check_int('n_valid', n_valid, 1, 1796), check_int('split_seed', split_seed, 0, _SEED_MAX)
+    n_valid, split_seed = check_int('n_valid', n_valid, 1, 1796), check_int('split_seed', split_seed, 0, SEED_MAX)
     def make():
         from sklearn.datasets import load_digits as _load
         ds = _load()
@@ -230,223 +223,6 @@ class ByteNormalize:
 _cifar_stats = ((0.491, 0.482, 0.447), (0.247, 0.243, 0.261))  # fastai.vision.core's cifar_stats
 _imagenet_stats = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # fastai.vision.core's imagenet_stats
 
-# %% ../nbs/04_data.ipynb #b51ea089
-def epoch_generator(
-    seed:int, # the run's seed, 0..2**32-1
-    epoch:int, # pass number over the data, >= 0
-    stream:int=0, # independent stream: 0 shuffling, 1 augmentation
-) -> torch.Generator: # a CPU generator seeded from all three
-    "A fresh CPU `torch.Generator` whose state is a pure function of `(seed, epoch, stream)`."
-    seed, epoch, stream = check_int('seed', seed, 0, _SEED_MAX), check_int('epoch', epoch, 0), check_int('stream', stream, 0)
-    s = np.random.SeedSequence([seed, epoch, stream]).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator().manual_seed(int(s))
-
-# %% ../nbs/04_data.ipynb #cfeb8a8d
-class ClassificationTensors(TensorDataset):
-    "`TensorDataset` of inputs and integer labels that tells fastai its loss (`CrossEntropyLossFlat`) and its `vocab`."
-    def __init__(self, x:torch.Tensor, y:torch.Tensor, vocab:list|None=None):
-        super().__init__(x, y)
-        self.vocab, self.loss_func = vocab, CrossEntropyLossFlat()
-
-def _device(device):
-    "`device` as a `torch.device` this machine has, else `ValueError` naming it"
-    try: d = torch.device(device)
-    except (RuntimeError, TypeError): raise ValueError(f"device={device!r} must be a torch device such as 'cpu' or 'cuda'") from None
-    ok = {'cpu': True, 'cuda': torch.cuda.is_available(), 'mps': torch.backends.mps.is_available()}
-    if not ok.get(d.type): raise ValueError(f"device={device!r} is not available here; available: {', '.join(k for k, v in ok.items() if v)}")
-    return d
-
-def _check_flag(name, v):
-    if not isinstance(v, (bool, np.bool_)): raise TypeError(f"{name}={v!r} must be True or False")
-    return bool(v)
-
-def _check_fn(name, v):
-    if v is not None and not callable(v): raise TypeError(f"{name}={v!r} must be a function or None")
-    return v
-
-# %% ../nbs/04_data.ipynb #82527cc7
-class TensorLoader:
-    "Batches of in-memory tensors by indexing; pass `k` over the data is ordered by `epoch_generator(seed, k)`."
-    n_inp = 1  # fastai: the first element of a batch is the input, the rest the target
-    def __init__(self,
-        x:torch.Tensor, # inputs, first dimension = examples (at least one)
-        y:torch.Tensor, # integer labels >= 0, one per example
-        bs:int=64, # batch size, >= 1 (with `drop_last`, at most the number of examples)
-        shuffle:bool=False, # reorder every pass (training); False keeps the stored order
-        drop_last:bool=False, # skip the last incomplete batch (fastai's default for training)
-        seed:int=0, # seed of the order and augmentation, 0..2**32-1
-        aug:Callable|None=None, # `aug(xb, generator) -> xb`, applied per batch on the device (training only)
-        norm:Callable|None=None, # `norm(xb) -> xb`, applied to every batch after `aug` (and to each test item)
-        device:str|torch.device|None=None, # where the tensors live and batches come out; default `x`'s
-        vocab:list|None=None, # class names; default '0', '1', ...
-    ):
-        for k, v in dict(x=x, y=y).items():
-            if not isinstance(v, torch.Tensor) or v.ndim < 1: raise TypeError(f"{k} must be a tensor of examples, got {type(v).__name__}")
-        if len(x) != len(y): raise ValueError(f"x has {len(x)} examples but y has {len(y)}")
-        if len(x) == 0: raise ValueError("x has no examples")
-        if y.ndim != 1 or y.is_floating_point() or y.dtype == torch.bool or y.min() < 0:
-            raise ValueError(f"y must be a 1-d tensor of integer labels >= 0, got {y.dtype} of shape {tuple(y.shape)}")
-        from fastai.data.transforms import CategoryMap  # imported here: that module imports scikit-learn (slow CLI start)
-        vocab = [str(i) for i in range(int(y.max()) + 1)] if vocab is None else vocab
-        if isinstance(vocab, (str, bytes)) or not hasattr(vocab, '__len__') or len(vocab) <= y.max():
-            raise ValueError(f"vocab must list at least {int(y.max()) + 1} class names (one per label), got {vocab!r:.80}")
-        # a CategoryMap, as fastai's own loaders give: ClassificationInterpretation takes `vocab[-1]` of a plain list
-        self.vocab = vocab if isinstance(vocab, CategoryMap) else CategoryMap(list(vocab), sort=False)
-        self.bs, self.shuffle, self.drop_last, self.seed, self.aug, self.norm = bs, shuffle, drop_last, seed, aug, norm
-        self.dataset, self.epoch = ClassificationTensors(x, y, self.vocab), 0
-        self._check()
-        self.to(_device(device) if device is not None else x.device)
-
-    def _check(self):
-        self.bs, self.seed = check_int('bs', self.bs, 1), check_int('seed', self.seed, 0, _SEED_MAX)
-        self.shuffle, self.drop_last = _check_flag('shuffle', self.shuffle), _check_flag('drop_last', self.drop_last)
-        self.aug, self.norm = _check_fn('aug', self.aug), _check_fn('norm', self.norm)
-        if self.drop_last and self.bs > self.n: raise ValueError(
-            f"bs={self.bs} is more than the {self.n} training examples: with the last partial batch dropped, no batch would be left; use bs <= {self.n}")
-
-    @property
-    def n(self) -> int: return len(self.dataset)
-    @property
-    def c(self) -> int: return len(self.vocab)
-    def __len__(self): return self.n//self.bs if self.drop_last else -(-self.n//self.bs)
-    def __repr__(self): return f"TensorLoader(n={self.n}, bs={self.bs}, shuffle={self.shuffle}, seed={self.seed}, epoch={self.epoch}, device={self.device})"
-
-    def to(self, device):
-        "Move the tensors to `device`; later batches come out there."
-        self.device = torch.device(device)
-        self.dataset.tensors = tuple(t.to(self.device) for t in self.dataset.tensors)
-        return self
-
-# %% ../nbs/04_data.ipynb #82527cc9
-@patch
-def state_dict(self:TensorLoader) -> dict:
-    "What a resumed run needs to see the same data order: `seed` and `epoch`."
-    return {'seed': self.seed, 'epoch': self.epoch}
-
-@patch
-def load_state_dict(self:TensorLoader, state:dict):
-    "Restore `seed` and `epoch` from `state_dict()`."
-    if not isinstance(state, dict) or set(state) != {'seed', 'epoch'}: raise ValueError(f"state={state!r:.80} must be a dict with keys 'epoch' and 'seed'")
-    self.seed, self.epoch = check_int("state['seed']", state['seed'], 0, _SEED_MAX), check_int("state['epoch']", state['epoch'], 0)
-
-@patch
-def batches(self:TensorLoader, epoch:int):
-    "The batches of pass `epoch` (a generator), without touching `self.epoch`."
-    x, y = self.dataset.tensors
-    idx = torch.randperm(self.n, generator=epoch_generator(self.seed, epoch)).to(self.device) if self.shuffle else None
-    gen = epoch_generator(self.seed, epoch, 1) if self.aug is not None else None
-    for i in range(len(self)):
-        sl = slice(i*self.bs, (i+1)*self.bs)
-        xb, yb = (x[sl], y[sl]) if idx is None else (x[idx[sl]], y[idx[sl]])
-        if self.aug is not None: xb = self.aug(xb, gen)
-        if self.norm is not None: xb = self.norm(xb)
-        yield xb, yb
-
-@patch
-def __iter__(self:TensorLoader):
-    epoch, self.epoch = self.epoch, self.epoch + 1
-    return self.batches(epoch)
-
-@patch
-def one_batch(self:TensorLoader):
-    "The first batch of the next pass, without advancing `epoch`."
-    return next(self.batches(self.epoch))
-
-# %% ../nbs/04_data.ipynb #45938ff5
-@patch
-def fastai_dl(self:TensorLoader) -> TfmdDL:
-    "An empty fastai `TfmdDL` that normalizes test items and decodes labels as this loader does (what `export` saves)"
-    from fastai.data.transforms import Categorize, ItemGetter
-    x, y = (t[:1].cpu() for t in self.dataset.tensors)
-    tfms = [[ItemGetter(0)] + ([self.norm] if self.norm is not None else []), [ItemGetter(1), Categorize(self.vocab, sort=False)]]
-    ds = Datasets([(x[0], self.vocab[int(y[0])])], tfms, n_inp=1)
-    return TfmdDL(ds, bs=self.bs, num_workers=0, device=self.device).new(ds.new_empty())
-
-@patch
-def new(self:TensorLoader, dataset=None, **kwargs):
-    "A copy sharing the tensors, with some of `bs`, `shuffle`, `drop_last`, `seed`, `aug`, `norm` changed; given `dataset` (test items), a fastai `TfmdDL` of it."
-    if dataset is not None:
-        dl = self.fastai_dl()
-        return dl.new(dataset if isinstance(dataset, Datasets) else test_set(dl.dataset, dataset), **kwargs)
-    check_keys('TensorLoader.new', kwargs, ['bs', 'shuffle', 'drop_last', 'seed', 'aug', 'norm', 'num_workers'])
-    kwargs.pop('num_workers', None)  # fastai passes it; batches by indexing need no workers
-    res = copy(self)
-    res.dataset = copy(self.dataset)  # so that `res.to(...)` leaves `self` where it is
-    for k, v in kwargs.items(): setattr(res, k, v)
-    res._check()
-    return res
-
-@patch
-def decode_batch(self:TensorLoader, b, max_n:int=9, full:bool=True):
-    "fastai's `decode_batch`: up to `max_n` samples of batch `b`, labels as class names"
-    return self.fastai_dl().decode_batch(b, max_n=max_n, full=full)
-
-# %% ../nbs/04_data.ipynb #9ac78832
-@patch
-def show_batch(self:TensorLoader, b=None, max_n:int=9, ctxs=None, show:bool=True, **kwargs):
-    "Draw up to `max_n` inputs of `b` (default: `one_batch()`) titled with their class names, on `ctxs` or a new figure; other fastai arguments are ignored"
-    xb, yb = self.one_batch() if b is None else b
-    _show(xb[:max_n], [self.vocab[int(t)] for t in yb[:max_n]], None, ctxs)
-
-@patch
-def show_results(self:TensorLoader, b, out, max_n:int=9, ctxs=None, show:bool=True, **kwargs):
-    "Draw up to `max_n` inputs of `b` titled 'class/predicted class', green when right and red when wrong, as fastai does"
-    (xb, yb), out = b, torch.as_tensor(out).cpu()
-    yb = yb.cpu()[:max_n]; out = out[:len(yb)]
-    titles = [f'{self.vocab[int(t)]}/{self.vocab[int(p)]}' for t, p in zip(yb, out)]
-    _show(xb[:max_n], titles, ['green' if t == p else 'red' for t, p in zip(yb, out)], ctxs)
-
-def _show(xs, titles, colors=None, ctxs=None):
-    "One panel per example: a line for 1-d inputs, an image for 2-d and 3-d ones (rescaled to 0..1)"
-    import matplotlib.pyplot as plt
-    if ctxs is None: ctxs = plt.subplots(-(-len(xs)//3), min(len(xs), 3), figsize=(9, 2.2*-(-len(xs)//3)), squeeze=False)[1].flat
-    for i, (x, ax) in enumerate(zip(xs.detach().float().cpu(), ctxs)):
-        x = x[0] if x.ndim > 1 and x.shape[0] == 1 else x
-        if x.ndim == 1: ax.plot(x)
-        else: ax.imshow(((x - x.min())/(x.max() - x.min() + 1e-12)).permute(*((1, 2, 0) if x.ndim == 3 else (0, 1))), cmap='Greys')
-        ax.set_title(titles[i], color=(colors or ['black']*len(xs))[i], fontsize=9); ax.set_xticks([]); ax.set_yticks([])
-
-# %% ../nbs/04_data.ipynb #fdaad493
-class TensorDataLoaders(DataLoaders):
-    "fastai `DataLoaders` of `TensorLoader`s, with `state_dict`/`load_state_dict` to save and restore the data order."
-    @classmethod
-    def from_tensors(cls,
-        x_train:torch.Tensor, # training inputs, first dimension = examples
-        y_train:torch.Tensor, # training labels, int64
-        x_valid:torch.Tensor, # validation inputs
-        y_valid:torch.Tensor, # validation labels, int64
-        bs:int=64, # training batch size, 1..len(x_train)
-        val_bs:int|None=None, # validation batch size, >= 1; default `2*bs` (no gradients to hold)
-        seed:int=0, # seed of the training order and augmentation, 0..2**32-1
-        aug:Callable|None=None, # training-only augmentation `aug(xb, generator)`
-        norm:Callable|None=None, # applied to every batch, train and valid
-        device:str|torch.device|None=None, # default fastai's `default_device()` (CUDA when available)
-        vocab:list|None=None, # class names
-        path:str|Path='.', # fastai's `DataLoaders.path`
-    ):
-        "Training loader (shuffled, last partial batch dropped, augmented) and validation loader (stored order)."
-        device = default_device() if device is None else _device(device)
-        val_bs = 2*check_int('bs', bs, 1) if val_bs is None else check_int('val_bs', val_bs, 1)
-        train = TensorLoader(x_train, y_train, bs, shuffle=True, drop_last=True, seed=seed, aug=aug, norm=norm, device=device, vocab=vocab)
-        valid = TensorLoader(x_valid, y_valid, val_bs, seed=seed, norm=norm, device=device, vocab=vocab)
-        return cls(train, valid, path=path, device=device)
-
-    def state_dict(self) -> dict:
-        "The `state_dict` of every loader, in order."
-        return {'loaders': [dl.state_dict() for dl in self.loaders]}
-    def load_state_dict(self, state:dict):
-        "Restore what `state_dict` returned."
-        n = len(state.get('loaders', ())) if isinstance(state, dict) else 0
-        if n != len(self.loaders): raise ValueError(f"state holds {n} loader states; these DataLoaders have {len(self.loaders)}")
-        for dl, s in zip(self.loaders, state['loaders']): dl.load_state_dict(s)
-
-    def new_empty(self) -> DataLoaders:
-        "Plain fastai `DataLoaders` of each loader's `fastai_dl()`: what `Learner.export` saves"
-        return DataLoaders(*[dl.fastai_dl() for dl in self.loaders], path=self.path, device=self.device)
-    def test_dl(self, test_items, rm_type_tfms=None, with_labels:bool=False, **kwargs) -> TfmdDL:
-        "fastai's `test_dl`: `test_items` are inputs as `valid.dataset` stores them (or `(input, class name)` pairs `with_labels`)"
-        return self.new_empty().test_dl(test_items, rm_type_tfms=rm_type_tfms, with_labels=with_labels, **kwargs)
-
 # %% ../nbs/04_data.ipynb #051738e0
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -489,7 +265,7 @@ def get_data(
 ) -> TensorDataLoaders:
     "Dataset `name` as fastai `DataLoaders` of in-memory tensors, with a reproducible order per `seed`."
     if bs is not None: check_int('bs', bs, 1)
-    seed, device = check_int('seed', seed, 0, _SEED_MAX), _device(device) if device is not None else None
+    seed, device = check_int('seed', seed, 0, SEED_MAX), check_device(device) if device is not None else None
     spec, d = _load(name, cache, kwargs)
     return TensorDataLoaders.from_tensors(d['x_train'], d['y_train'], d['x_valid'], d['y_valid'], bs=bs or spec.bs,
                                           val_bs=val_bs, seed=seed, aug=spec.aug, norm=spec.norm, device=device, vocab=d['vocab'])

@@ -14,7 +14,8 @@ import mnist1d.data
 import ozcycle.data as od
 from ozcycle.data import (DATASETS, DataUnavailableError, TensorDataLoaders, check_model_fits, get_data, load_cifar10,
                           load_imagenette, load_mnist1d, make_model)
-from ozcycle.data import ByteNormalize, epoch_generator, random_crop_flip  # plumbing: importable, not in __all__
+from ozcycle.data import ByteNormalize, random_crop_flip  # plumbing: importable, not in __all__
+from ozcycle.loaders import epoch_generator
 
 CLASSES = ['truck', 'airplane', 'cat']  # not sorted on purpose: labels follow the sorted folder names
 
@@ -283,7 +284,7 @@ def test_export_of_ozcycle_model_needs_only_its_module(tmp_path):
     with learn.no_bar(): want = learn.get_preds()[0][:10]
     learn.export(tmp_path/'m.pkl')
     got = load_elsewhere(tmp_path/'m.pkl', x, tmp_path, block_ozcycle=False)
-    assert got['ozcycle'] == ['ozcycle', 'ozcycle.core', 'ozcycle.data'], got['ozcycle']
+    assert got['ozcycle'] == ['ozcycle', 'ozcycle.core', 'ozcycle.data', 'ozcycle.loaders'], got['ozcycle']
     assert torch.allclose(torch.tensor(got['preds']), want, atol=1e-5)
 
 
@@ -388,6 +389,7 @@ def test_every_public_name_is_safe_next_to_fastai():
         warnings.simplefilter('ignore')
         for m in ('fastai.vision.all', 'fastai.tabular.all', 'fastai.text.all', 'fastai.callback.all'):
             exec(f'from {m} import *', fastai_names)
-    assert sorted(set(od.__all__) & set(fastai_names)) == []
+    import ozcycle.loaders
+    assert sorted(set(od.__all__ + ozcycle.loaders.__all__) & set(fastai_names)) == []
     assert not {'get_model', 'atomic_save', 'cifar_stats', 'imagenet_stats'} & set(od.__all__)
     assert od.get_model is make_model and not hasattr(od, 'atomic_save')
