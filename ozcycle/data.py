@@ -51,14 +51,14 @@ def cached(
 
 # %% ../nbs/04_data.ipynb #37a03a53
 def mnist1d_args(
-    n_train:int=4000, # training examples, >= 1
-    n_valid:int=4000, # validation examples, >= 1
+    n_train:int=4000, # training examples, 1..10**6
+    n_valid:int=4000, # validation examples, 1..10**6
     data_seed:int=42, # seed of the generator, 0..2**32-1 (42 is the published dataset's)
     **kwargs, # other `mnist1d.data.get_dataset_args` fields, e.g. `shuffle_seq=True`
 ) -> dict: # the arguments for `make_dataset`, as a dict
     "Arguments for `mnist1d.data.make_dataset` giving at least `n_train + n_valid` examples."
     import mnist1d.data
-    n_train, n_valid = check_int('n_train', n_train, 1), check_int('n_valid', n_valid, 1)
+    n_train, n_valid = check_int('n_train', n_train, 1, 10**6), check_int('n_valid', n_valid, 1, 10**6)
     data_seed = check_int('data_seed', data_seed, 0, SEED_MAX)
     args = mnist1d.data.get_dataset_args(as_dict=True)
     args.pop('url')  # never downloaded
@@ -69,14 +69,15 @@ def mnist1d_args(
 
 # %% ../nbs/04_data.ipynb #37a03a54
 def load_mnist1d(
-    n_train:int=4000, # training examples, >= 1
-    n_valid:int=4000, # validation examples, >= 1 (4,000 puts one standard error of accuracy under 0.8 pp)
+    n_train:int=4000, # training examples, 1..10**6
+    n_valid:int=4000, # validation examples, 1..10**6 (4,000 puts one standard error of accuracy under 0.8 pp)
     data_seed:int=42, # seed of the generator, 0..2**32-1
     cache:str|Path|None=None, # cache folder, see `cache_dir`
     **kwargs, # other `mnist1d.data.get_dataset_args` fields
 ) -> dict: # x_train (n_train,1,40) float32, y_train int64, x_valid, y_valid, vocab
     "MNIST-1D generated offline with `mnist1d.data.make_dataset`, cached on disk keyed by its arguments."
     args = mnist1d_args(n_train, n_valid, data_seed, **kwargs)
+    n_train, n_valid = int(n_train), int(n_valid)  # checked by `mnist1d_args`; numpy integers become ints
     key = json.dumps({'v': 1, 'n_train': n_train, 'n_valid': n_valid, **args}, sort_keys=True)
     def make():
         import mnist1d.data
@@ -184,14 +185,14 @@ def load_imagenette(
 def random_crop_flip(
     x:torch.Tensor, # batch of images (n, c, h, w), any dtype
     gen:torch.Generator|None=None, # CPU generator for the offsets and flips
-    pad:int=4, # zero padding on each side before cropping, pixels, >= 0
+    pad:int=4, # zero padding on each side before cropping, pixels, 0..the image's longer side
     flip:bool=True, # also flip each image horizontally with probability 1/2
 ) -> torch.Tensor: # same shape and dtype as `x`
     "Random crop of each image after zero-padding by `pad`, and random horizontal flip, for the whole batch at once."
     if not isinstance(x, torch.Tensor) or x.ndim != 4: raise TypeError(f"x must be a 4-d tensor (n, c, h, w), got {type(x).__name__} {tuple(getattr(x, 'shape', ()))}")
-    pad = check_int('pad', pad, 0)
-    if not isinstance(flip, bool): raise TypeError(f"flip={flip!r} must be True or False")
     n, c, h, w = x.shape
+    pad = check_int('pad', pad, 0, max(h, w))
+    if not isinstance(flip, bool): raise TypeError(f"flip={flip!r} must be True or False")
     off = torch.randint(0, 2*pad + 1, (2, n), generator=gen).to(x.device)
     rows = off[0][:, None] + torch.arange(h, device=x.device)
     cols = off[1][:, None] + torch.arange(w, device=x.device)
@@ -248,8 +249,8 @@ def default_dataset() -> str:
     "The dataset experiments use when none is named: 'cifar10' when CUDA is available, else 'mnist1d'."
     return 'cifar10' if torch.cuda.is_available() else 'mnist1d'
 
-def _load(name, cache, kwargs):
-    spec = DATASETS[check_kind('name', name, sorted(DATASETS))]
+def _load(name, cache, kwargs, arg='name'):
+    spec = DATASETS[check_kind(arg, name, sorted(DATASETS))]
     params = inspect.signature(spec.load).parameters
     if not any(p.kind == p.VAR_KEYWORD for p in params.values()): check_keys(f'get_data({name!r})', kwargs, [k for k in params if k != 'cache'])
     return spec, spec.load(cache=cache, **kwargs)
@@ -271,15 +272,17 @@ def get_data(
                                           val_bs=val_bs, seed=seed, aug=spec.aug, norm=spec.norm, device=device, vocab=d['vocab'])
 
 # %% ../nbs/04_data.ipynb #49d18aae
+_MAX = 2**20  # sizes above a million units, channels or classes are typos; refused before anything is allocated
+
 class ConvNet1d(nn.Module):
     "The MNIST-1D paper's CNN: three stride-2 `Conv1d` with ReLU, then a linear layer."
     def __init__(self,
-        n_out:int=10, # classes, >= 1
-        channels:int=25, # channels of every convolution, >= 1
-        seq_len:int=40, # input length, >= 3 (MNIST-1D: 40)
+        n_out:int=10, # classes, 1..2**20
+        channels:int=25, # channels of every convolution, 1..2**20
+        seq_len:int=40, # input length, 3..2**20 (MNIST-1D: 40)
     ):
         super().__init__()
-        n_out, channels, seq_len = check_int('n_out', n_out, 1), check_int('channels', channels, 1), check_int('seq_len', seq_len, 3)
+        n_out, channels, seq_len = (check_int(k, v, lo, _MAX) for k, v, lo in (('n_out', n_out, 1), ('channels', channels, 1), ('seq_len', seq_len, 3)))
         self.convs = nn.Sequential(nn.Conv1d(1, channels, 5, stride=2, padding=1), nn.ReLU(),
                                    nn.Conv1d(channels, channels, 3, stride=2, padding=1), nn.ReLU(),
                                    nn.Conv1d(channels, channels, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten())
@@ -288,13 +291,13 @@ class ConvNet1d(nn.Module):
     def forward(self, x): return self.linear(self.convs(x.reshape(len(x), 1, -1)))
 
 def mlp(
-    n_in:int=40, # input features, >= 1 (MNIST-1D 40, digits 64)
-    n_out:int=10, # classes, >= 1
-    n_hidden:int=100, # units per hidden layer, >= 1
-    n_layers:int=2, # hidden layers, >= 1
+    n_in:int=40, # input features, 1..2**20 (MNIST-1D 40, digits 64)
+    n_out:int=10, # classes, 1..2**20
+    n_hidden:int=100, # units per hidden layer, 1..2**20
+    n_layers:int=2, # hidden layers, 1..1000
 ) -> nn.Sequential:
     "Flatten, `n_layers` hidden `Linear`+ReLU layers of `n_hidden` units, and a linear head."
-    n_in, n_out, n_hidden, n_layers = (check_int(k, v, 1) for k, v in dict(n_in=n_in, n_out=n_out, n_hidden=n_hidden, n_layers=n_layers).items())
+    n_in, n_out, n_hidden, n_layers = (check_int(k, v, 1, hi) for k, v, hi in (('n_in', n_in, _MAX), ('n_out', n_out, _MAX), ('n_hidden', n_hidden, _MAX), ('n_layers', n_layers, 1000)))
     sizes = [n_in] + [n_hidden]*n_layers
     return nn.Sequential(nn.Flatten(), *[m for a, b in zip(sizes, sizes[1:]) for m in (nn.Linear(a, b), nn.ReLU())],
                          nn.Linear(n_hidden, n_out))
@@ -312,13 +315,14 @@ class _Mul(nn.Module):
     def forward(self, x): return x*self.scale
 
 def resnet9(
-    n_out:int=10, # classes, >= 1
-    c_in:int=3, # input channels, >= 1
-    width:int=64, # channels of the first layer, >= 1; the others are 2, 4 and 8 times it
+    n_out:int=10, # classes, 1..2**20
+    c_in:int=3, # input channels, 1..2**20
+    width:int=64, # channels of the first layer, 1..2**20; the others are 2, 4 and 8 times it
     scale:float=0.125, # multiplies the logits (the DAWNBench model's 1/8), finite
 ) -> nn.Sequential:
     "ResNet-9 of the DAWNBench CIFAR-10 record (Myrtle.ai, Page 2018), with global max pooling."
-    n_out, c_in, width, scale = check_int('n_out', n_out, 1), check_int('c_in', c_in, 1), check_int('width', width, 1), check_real('scale', scale)
+    n_out, c_in, width = (check_int(k, v, 1, _MAX) for k, v in (('n_out', n_out), ('c_in', c_in), ('width', width)))
+    scale = check_real('scale', scale)
     w = [width, 2*width, 4*width, 8*width]
     return nn.Sequential(
         _conv_bn(c_in, w[0]),
@@ -330,7 +334,7 @@ def resnet9(
 def _xresnet18(n_out:int=10, c_in:int=3, **kwargs):
     "fastai's `xresnet18`, 10 classes unless `n_out` is given; imported on first use (fastai.vision loads torchvision)"
     from fastai.vision.models.xresnet import xresnet18
-    return xresnet18(n_out=check_int('n_out', n_out, 1), c_in=check_int('c_in', c_in, 1), **kwargs)
+    return xresnet18(n_out=check_int('n_out', n_out, 1, _MAX), c_in=check_int('c_in', c_in, 1, _MAX), **kwargs)
 
 # %% ../nbs/04_data.ipynb #49d18ab0
 MODELS = {'cnn1d': ConvNet1d, 'mlp': mlp, 'resnet9': resnet9, 'xresnet18': _xresnet18}
@@ -363,7 +367,8 @@ def check_model_fits(
 ) -> None:
     "`ValueError` naming both unless `model` maps `dataset`'s inputs to one logit per class"
     check_kind('model', model, sorted(MODELS))
-    spec, d = _load(dataset, cache, data_kw)
+    if model_kw is not None and not isinstance(model_kw, dict): raise TypeError(f"model_kw={model_kw!r} must be a dict or None")
+    spec, d = _load(dataset, cache, data_kw, 'dataset')
     model_kw = dict(spec.model_kw if model == spec.model else {}) if model_kw is None else model_kw
     x = d['x_valid'][:2]; x = spec.norm(x) if spec.norm is not None else x.float()
     want, err = (len(x), len(d['vocab'])), None

@@ -46,6 +46,7 @@ def check_device(device):
     except (RuntimeError, TypeError): raise ValueError(f"device={device!r} must be a torch device such as 'cpu' or 'cuda'") from None
     ok = {'cpu': True, 'cuda': torch.cuda.is_available(), 'mps': torch.backends.mps.is_available()}
     if not ok.get(d.type): raise ValueError(f"device={device!r} is not available here; available: {', '.join(k for k, v in ok.items() if v)}")
+    if d.type == 'cuda' and (d.index or 0) >= torch.cuda.device_count(): raise ValueError(f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return d
 
 def _check_flag(name, v):
@@ -63,7 +64,7 @@ class TensorLoader:
     def __init__(self,
         x:torch.Tensor, # inputs, first dimension = examples (at least one)
         y:torch.Tensor, # integer labels >= 0, one per example
-        bs:int=64, # batch size, >= 1 (with `drop_last`, at most the number of examples)
+        bs:int=64, # batch size, 1..2**31-1 (with `drop_last`, at most the number of examples)
         shuffle:bool=False, # reorder every pass (training); False keeps the stored order
         drop_last:bool=False, # skip the last incomplete batch (fastai's default for training)
         seed:int=0, # seed of the order and augmentation, 0..2**32-1
@@ -90,7 +91,7 @@ class TensorLoader:
         self.to(check_device(device) if device is not None else x.device)
 
     def _check(self):
-        self.bs, self.seed = check_int('bs', self.bs, 1), check_int('seed', self.seed, 0, SEED_MAX)
+        self.bs, self.seed = check_int('bs', self.bs, 1, 2**31 - 1), check_int('seed', self.seed, 0, SEED_MAX)
         self.shuffle, self.drop_last = _check_flag('shuffle', self.shuffle), _check_flag('drop_last', self.drop_last)
         self.aug, self.norm = _check_fn('aug', self.aug), _check_fn('norm', self.norm)
         if self.drop_last and self.bs > self.n: raise ValueError(
