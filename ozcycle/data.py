@@ -132,7 +132,8 @@ def decode_image_folder(
     n_workers:int|None=None, # decoding threads, >= 1; default the CPU count
 ) -> dict: # x_train (n,3,H,W) uint8, y_train int64, x_valid, y_valid, vocab
     "Decode `path/{train,valid}/<class>/*.{png,jpg}` into `uint8` tensors, classes as sorted folder names."
-    if not isinstance(path, (str, os.PathLike)): raise TypeError(f"path={path!r} must be a folder (str or Path)")
+    for k, v in dict(path=path, train=train, valid=valid).items():
+        if not isinstance(v, (str, os.PathLike)): raise TypeError(f"{k}={v!r} must be a folder name (str or Path)")
     if size is not None: size = check_int('size', size, 1)
     path = Path(path)
     for sub in (train, valid):

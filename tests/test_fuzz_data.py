@@ -1,12 +1,13 @@
 """Fuzz the public entry points of ozcycle.data and ozcycle.loaders: anything may be passed, and the only errors
 allowed are a TypeError or ValueError whose message names the argument at fault; what is accepted must work."""
-import re, tempfile
+import atexit, re, shutil, tempfile
 import numpy as np, pytest, torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 from ozcycle.data import ByteNormalize, check_model_fits, get_data, make_model, random_crop_flip
 from ozcycle.loaders import TensorDataLoaders, TensorLoader, epoch_generator
 
 CACHE = tempfile.mkdtemp(prefix='ozcycle-fuzz-')  # one cache for every example: tiny datasets, made once each
+atexit.register(shutil.rmtree, CACHE, True)
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 def anything(*valid):
