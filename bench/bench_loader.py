@@ -1,16 +1,21 @@
 """Our in-memory loader against fastai's default loader, both inside a fastai `Learner`, on MNIST-1D.
 
-Same tensors (MNIST-1D, 4,000 train / 4,000 valid), same model (the paper's CNN), same batch size for training and
-validation, same loss and metric; the only difference is the `DataLoaders`:
-  ours   `ozcycle.data.get_data('mnist1d')`: batches by indexing tensors, no per-item work;
-  fastai `DataLoaders.from_dsets(TensorDataset(...), TensorDataset(...))` with its defaults (shuffle and drop_last for
-         training, num_workers=0): fetches items one by one and collates them.
-Per-epoch wall time of `learn.fit(1)` (train + validation, no progress bar), the two interleaved over `--reps` rounds
-after one warm-up epoch each; the ratio is fastai / ours on medians (target: >= 1.5). On a shared machine also read
-the ratio of minima and the per-round ratios: a busy CPU inflates single epochs of either side.
-Run: .venv/bin/python bench/bench_loader.py [--reps 7] [--bs 128] [--threads N]
+What is compared (everything pinned, printed in the header of the output):
+  data    the same tensors: MNIST-1D, `--n-train` / `--n-valid` examples (default 4,000 / 4,000), on the CPU
+  model   the same: the MNIST-1D paper's CNN (`make_model('cnn1d')`), same initial weights, Adam at 1e-3
+  batches the same size for training and validation (`--bs`, default 128); training shuffled, last partial batch dropped
+  ours    `ozcycle.data.get_data('mnist1d', bs=bs, val_bs=bs)`: one indexing operation per batch, no worker processes
+  fastai  `DataLoaders.from_dsets(TensorDataset(...), TensorDataset(...), bs=bs, num_workers=N)`: a `TfmdDL` that
+          fetches items one by one and collates them; N = `--num-workers`, default 0 (the main process, like ours).
+          fastai's own default is `min(16, defaults.cpus)` workers; pass `--num-workers` to measure that instead.
+  threads torch's intra-op threads pinned with `--threads` (default 1), so both sides compete for the same CPU.
+Timing: one `learn.fit(1)` (train + validation, no progress bar, no logging) per side per round, the two sides
+interleaved, `--warmup` rounds discarded, then `--reps` rounds. Reported: the median over rounds of the per-round
+ratio fastai/ours (the number to quote), with its range; the medians of each side; and the same for iterating the
+two loaders alone (no model). A ratio above 1 means ours is faster.
+Run: .venv/bin/python bench/bench_loader.py [--reps 9] [--warmup 2] [--bs 128] [--num-workers 0] [--threads 1]
 """
-import argparse, platform, statistics, time
+import argparse, os, platform, statistics, time
 import torch
 from torch.utils.data import TensorDataset
 from fastai.data.core import DataLoaders
@@ -18,57 +23,60 @@ from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 import fastai.callback.progress  # Learner.no_bar
-from ozcycle.data import get_data, get_model
+from ozcycle.data import get_data, make_model
 
 def epoch_time(learn):
     t = time.perf_counter()
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
     return time.perf_counter() - t
 
-def loader_time(dl):
+def loader_time(dls):
     t = time.perf_counter()
-    for _ in dl: pass
+    for dl in (dls.train, dls.valid):
+        for _ in dl: pass
     return time.perf_counter() - t
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--reps', type=int, default=7, help='interleaved rounds (default 7)')
-    p.add_argument('--bs', type=int, default=128, help='batch size, training and validation (default 128)')
+    p.add_argument('--reps', type=int, default=9, help='measured rounds (default 9)')
+    p.add_argument('--warmup', type=int, default=2, help='discarded rounds first (default 2)')
+    p.add_argument('--bs', type=int, default=128, help='batch size, training and validation, both sides (default 128)')
+    p.add_argument('--num-workers', type=int, default=0, help="fastai loader's worker processes (default 0)")
     p.add_argument('--n-train', type=int, default=4000, help='MNIST-1D training examples (default 4000)')
     p.add_argument('--n-valid', type=int, default=4000, help='MNIST-1D validation examples (default 4000)')
-    p.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (default: torch default)')
+    p.add_argument('--threads', type=int, default=1, help='torch.set_num_threads (default 1)')
     a = p.parse_args()
-    if a.threads: torch.set_num_threads(a.threads)
+    torch.set_num_threads(a.threads)
 
     ours = get_data('mnist1d', bs=a.bs, val_bs=a.bs, seed=0, device='cpu', n_train=a.n_train, n_valid=a.n_valid)
     (xt, yt), (xv, yv) = ours.train.dataset.tensors, ours.valid.dataset.tensors
-    theirs = DataLoaders.from_dsets(TensorDataset(xt, yt), TensorDataset(xv, yv), bs=a.bs, device='cpu')
+    theirs = DataLoaders.from_dsets(TensorDataset(xt, yt), TensorDataset(xv, yv), bs=a.bs, device='cpu', num_workers=a.num_workers)
     assert (len(ours.train), len(ours.valid)) == (len(theirs.train), len(theirs.valid))
+    # the worker processes fastai's TfmdDL really starts are its torch loader's (`fake_l`); `dl.num_workers` reads 1 for 0
+    assert (theirs.train.bs, theirs.valid.bs, theirs.train.fake_l.num_workers, theirs.valid.fake_l.num_workers) == (a.bs, a.bs, a.num_workers, a.num_workers)
     learners = {}
     for name, dls in (('ours', ours), ('fastai', theirs)):
         torch.manual_seed(0)
-        learners[name] = Learner(dls, get_model('cnn1d'), loss_func=CrossEntropyLossFlat(), metrics=accuracy)
+        learners[name] = Learner(dls, make_model('cnn1d'), loss_func=CrossEntropyLossFlat(), metrics=accuracy)
 
-    times = {k: [] for k in learners}
-    iters = {k: [] for k in learners}
-    for r in range(a.reps + 1):  # round 0 is the warm-up
+    fit, it = {k: [] for k in learners}, {k: [] for k in learners}
+    for r in range(a.warmup + a.reps):
         for name, learn in learners.items():
-            t = epoch_time(learn)
-            ti = loader_time(learn.dls.train) + loader_time(learn.dls.valid)
-            if r: times[name].append(t); iters[name].append(ti)
+            t, ti = epoch_time(learn), loader_time(learn.dls)
+            if r >= a.warmup: fit[name].append(t); it[name].append(ti)
 
-    med = {k: statistics.median(v) for k, v in times.items()}
-    med_it = {k: statistics.median(v) for k, v in iters.items()}
-    print(f"MNIST-1D {a.n_train}/{a.n_valid}, cnn1d, bs={a.bs}, {len(ours.train)}+{len(ours.valid)} batches/epoch, "
-          f"CPU {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{a.reps} interleaved rounds")
-    for k in learners:
-        print(f"  {k:6s} epoch (fit 1, train+valid): median {med[k]*1e3:7.1f} ms  "
-              f"[min {min(times[k])*1e3:.1f}, max {max(times[k])*1e3:.1f}]   loader alone: {med_it[k]*1e3:6.1f} ms")
-    ratios = [f/o for f, o in zip(times['fastai'], times['ours'])]
-    print(f"  per-round ratios fastai/ours: {', '.join(f'{x:.2f}' for x in ratios)}")
-    print(f"  ratio of minima (least disturbed epochs): {min(times['fastai'])/min(times['ours']):.2f}x; "
-          f"median of per-round ratios: {statistics.median(ratios):.2f}x; loader alone: {med_it['fastai']/med_it['ours']:.0f}x")
-    print(f"RATIO epoch time fastai/ours = {med['fastai']/med['ours']:.2f}x on medians (target >= 1.5)")
+    def ratio_line(what, d):
+        rs = [f/o for f, o in zip(d['fastai'], d['ours'])]
+        return (f"{what}: fastai/ours = {statistics.median(rs):.2f}x median of {len(rs)} per-round ratios "
+                f"[{min(rs):.2f}, {max(rs):.2f}]; medians ours {statistics.median(d['ours'])*1e3:.1f} ms, "
+                f"fastai {statistics.median(d['fastai'])*1e3:.1f} ms")
+    print(f"MNIST-1D {a.n_train}/{a.n_valid}, cnn1d, bs={a.bs} (train and valid, both sides), "
+          f"{len(ours.train)}+{len(ours.valid)} batches/epoch; fastai TfmdDL num_workers={a.num_workers}, ours none; "
+          f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {os.cpu_count()} CPUs "
+          f"({platform.processor() or platform.machine()}); {a.warmup} warm-up + {a.reps} interleaved rounds")
+    print('  ' + ratio_line('loader alone (iterate train+valid)', it))
+    print('  ' + ratio_line('epoch (fit 1: train+valid)', fit))
+    rs = [f/o for f, o in zip(fit['fastai'], fit['ours'])]
+    print(f"RATIO epoch time fastai(num_workers={a.num_workers})/ours = {statistics.median(rs):.2f}x (median per-round ratio)")
 
 if __name__ == '__main__': main()

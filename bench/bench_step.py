@@ -1,6 +1,6 @@
 """A full ozcycle training epoch against a hand-written PyTorch loop with the same model, data and schedule.
 
-Both train the MNIST-1D paper's CNN (`ozcycle.data.get_model('cnn1d')`) on the same in-memory batches
+Both train the MNIST-1D paper's CNN (`ozcycle.data.make_model('cnn1d')`) on the same in-memory batches
 (`ozcycle.data.get_data('mnist1d')`: 4,000 train / 4,000 valid, bs 128) with fastai's Adam hyper-parameters
 (betas (mom, 0.99), eps 1e-5, decoupled weight decay 0.01) under fastai's one-cycle LR and momentum schedules, and
 validate after every epoch (loss and accuracy). Four contenders, each timed over a fit of `--epochs` epochs:
@@ -23,7 +23,7 @@ import torch, torch.nn.functional as F
 from fastai.learner import Learner
 import fastai.callback.progress  # noqa: F401
 from fastai.optimizer import Adam
-from ozcycle.data import get_data, get_model
+from ozcycle.data import get_data, make_model
 from ozcycle.schedules import one_cycle, one_cycle_moms, sched_values
 from ozcycle.runner import RunLog, lean_learner
 import ozcycle.fit  # noqa: F401  (Learner.fit_cycle)
@@ -33,7 +33,7 @@ LR_MAX, WD, MOMS = 1e-2, 0.01, (0.95, 0.85, 0.95)
 def torch_fit(dls, n_epoch):
     "The hand-written loop"
     torch.manual_seed(0)
-    model = get_model('cnn1d')
+    model = make_model('cnn1d')
     decay = [p for p in model.parameters() if p.ndim > 1]; no_decay = [p for p in model.parameters() if p.ndim <= 1]
     opt = torch.optim.AdamW([{'params': decay}, {'params': no_decay, 'weight_decay': 0.}], lr=LR_MAX,
                             betas=(MOMS[0], 0.99), eps=1e-5, weight_decay=WD)
@@ -55,12 +55,12 @@ def torch_fit(dls, n_epoch):
 
 def ozcycle_fit(dls, n_epoch, cbs=()):
     torch.manual_seed(0)
-    learn = lean_learner(dls, get_model('cnn1d'), wd=WD, moms=MOMS)
+    learn = lean_learner(dls, make_model('cnn1d'), wd=WD, moms=MOMS)
     learn.fit_cycle(n_epoch, LR_MAX, cbs=list(cbs))
 
 def fastai_fit(dls, n_epoch):
     torch.manual_seed(0)
-    learn = Learner(dls, get_model('cnn1d'), opt_func=Adam, wd=WD, moms=MOMS)
+    learn = Learner(dls, make_model('cnn1d'), opt_func=Adam, wd=WD, moms=MOMS)
     learn.remove_cb(learn.progress); learn.logger = lambda *a: None
     learn.fit_cycle(n_epoch, LR_MAX)
 

@@ -4,9 +4,8 @@
 
 # %% ../nbs/04_data.ipynb #fad6b0e4
 from __future__ import annotations
-import hashlib, json, os, random, tempfile
+import hashlib, inspect, json, os, random
 from concurrent.futures import ThreadPoolExecutor
-from copy import copy
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -16,44 +15,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import TensorDataset
-from fastcore.basics import store_attr
-from fastai.data.core import DataLoaders
 from fastai.data.external import URLs, untar_data
-from fastai.losses import CrossEntropyLossFlat
-from fastai.torch_core import default_device
+from .core import check_int, check_real, check_values, check_kind, check_keys, atomic_write, remove_stale_temps
+from .loaders import SEED_MAX, TensorDataLoaders, TensorLoader, check_device
 
 # %% auto #0
-__all__ = ['cifar_stats', 'imagenet_stats', 'DATASETS', 'MODELS', 'cache_dir', 'atomic_save', 'cached', 'mnist1d_args',
-           'load_mnist1d', 'load_digits', 'decode_image_folder', 'DataUnavailableError', 'load_cifar10',
-           'load_imagenette', 'random_crop_flip', 'ByteNormalize', 'epoch_generator', 'ClassificationTensors',
-           'TensorLoader', 'TensorDataLoaders', 'DatasetSpec', 'default_dataset', 'get_data', 'ConvNet1d', 'mlp',
-           'resnet9', 'get_model', 'model_for']
+__all__ = ['DATASETS', 'MODELS', 'load_mnist1d', 'load_digits', 'DataUnavailableError', 'load_cifar10', 'load_imagenette',
+           'DatasetSpec', 'default_dataset', 'get_data', 'ConvNet1d', 'mlp', 'resnet9', 'make_model', 'model_for',
+           'check_model_fits']
 
 # %% ../nbs/04_data.ipynb #a8343603
 def cache_dir(
-    path:str|Path|None=None, # folder; default `$OZCYCLE_CACHE`, else `~/.cache/ozcycle`
+    cache:str|Path|None=None, # folder; default `$OZCYCLE_CACHE`, else `~/.cache/ozcycle`
 ) -> Path: # the folder, created if missing
     "The folder where ozcycle caches datasets as tensor files."
-    path = path if path is not None else os.environ.get('OZCYCLE_CACHE', '~/.cache/ozcycle')
-    path = Path(path).expanduser()
+    if cache is not None and not isinstance(cache, (str, os.PathLike)): raise TypeError(f"cache={cache!r} must be a folder (str or Path) or None")
+    path = Path(cache if cache is not None else os.environ.get('OZCYCLE_CACHE', '~/.cache/ozcycle')).expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-def atomic_save(
-    obj, # anything `torch.save` accepts
-    fname:str|Path, # destination file
-) -> Path: # `fname`
-    "`torch.save` to a temporary file in the same folder, then `os.replace` it onto `fname`."
-    fname = Path(fname)
-    fd, tmp = tempfile.mkstemp(dir=fname.parent, prefix=f'.{fname.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f: torch.save(obj, f)
-        os.replace(tmp, fname)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return fname
 
 def cached(
     fname:str, # file name inside the cache folder
@@ -61,40 +40,44 @@ def cached(
     cache:str|Path|None=None, # cache folder, see `cache_dir`
 ) -> dict: # what `make` returned, now or on an earlier call
     "Load `fname` from the cache, or `make` it and save it there atomically."
-    path = cache_dir(cache)/fname
-    if path.exists(): return torch.load(path, weights_only=True)
+    folder = cache_dir(cache); path = folder/fname
+    remove_stale_temps(folder)  # temp files of writers killed mid-write
+    if path.exists():
+        try: return torch.load(path, weights_only=True)
+        except Exception: path.unlink(missing_ok=True)  # damaged (truncated, foreign): rebuild it
     res = make()
-    atomic_save(res, path)
+    atomic_write(path, lambda tmp: torch.save(res, tmp))
     return res
 
 # %% ../nbs/04_data.ipynb #37a03a53
 def mnist1d_args(
-    n_train:int=4000, # training examples, >= 1
-    n_valid:int=4000, # validation examples, >= 1
-    data_seed:int=42, # seed of the generator (42 is the published dataset's)
+    n_train:int=4000, # training examples, 1..10**6
+    n_valid:int=4000, # validation examples, 1..10**6
+    data_seed:int=42, # seed of the generator, 0..2**32-1 (42 is the published dataset's)
     **kwargs, # other `mnist1d.data.get_dataset_args` fields, e.g. `shuffle_seq=True`
 ) -> dict: # the arguments for `make_dataset`, as a dict
     "Arguments for `mnist1d.data.make_dataset` giving at least `n_train + n_valid` examples."
     import mnist1d.data
-    for k,v in dict(n_train=n_train, n_valid=n_valid).items():
-        if not isinstance(v, (int, np.integer)) or v < 1: raise ValueError(f"`{k}`={v!r} must be an integer >= 1")
+    n_train, n_valid = check_int('n_train', n_train, 1, 10**6), check_int('n_valid', n_valid, 1, 10**6)
+    data_seed = check_int('data_seed', data_seed, 0, SEED_MAX)
     args = mnist1d.data.get_dataset_args(as_dict=True)
     args.pop('url')  # never downloaded
     free = sorted(set(args) - {'num_samples', 'train_split', 'seed'})  # those three follow from our arguments
-    bad = sorted(set(kwargs) - set(free))
-    if bad: raise ValueError(f"unknown MNIST-1D argument(s) {bad}; valid: n_train, n_valid, data_seed, {', '.join(free)}")
+    check_keys('load_mnist1d', kwargs, ['n_train', 'n_valid', 'data_seed', 'cache', *free])
     n = -(-(n_train + n_valid)//10)*10  # make_dataset makes num_samples//10 examples per class
-    return {**args, **kwargs, 'num_samples': n, 'train_split': n_train/n, 'seed': int(data_seed)}
+    return {**args, **kwargs, 'num_samples': n, 'train_split': n_train/n, 'seed': data_seed}
 
+# %% ../nbs/04_data.ipynb #37a03a54
 def load_mnist1d(
-    n_train:int=4000, # training examples, >= 1
-    n_valid:int=4000, # validation examples, >= 1 (4,000 puts one standard error of accuracy under 0.8 pp)
-    data_seed:int=42, # seed of the generator
+    n_train:int=4000, # training examples, 1..10**6
+    n_valid:int=4000, # validation examples, 1..10**6 (4,000 puts one standard error of accuracy under 0.8 pp)
+    data_seed:int=42, # seed of the generator, 0..2**32-1
     cache:str|Path|None=None, # cache folder, see `cache_dir`
     **kwargs, # other `mnist1d.data.get_dataset_args` fields
 ) -> dict: # x_train (n_train,1,40) float32, y_train int64, x_valid, y_valid, vocab
     "MNIST-1D generated offline with `mnist1d.data.make_dataset`, cached on disk keyed by its arguments."
     args = mnist1d_args(n_train, n_valid, data_seed, **kwargs)
+    n_train, n_valid = int(n_train), int(n_valid)  # checked by `mnist1d_args`; numpy integers become ints
     key = json.dumps({'v': 1, 'n_train': n_train, 'n_valid': n_valid, **args}, sort_keys=True)
     def make():
         import mnist1d.data
@@ -112,12 +95,11 @@ def load_mnist1d(
 # %% ../nbs/04_data.ipynb #a225e3cb
 def load_digits(
     n_valid:int=597, # validation examples, 1..1796 (the rest trains)
-    split_seed:int=0, # seed of the fixed train/valid split
+    split_seed:int=0, # seed of the fixed train/valid split, 0..2**32-1
     cache:str|Path|None=None, # cache folder, see `cache_dir`
 ) -> dict: # x_train (n,1,8,8) float32 in [0, 1], y_train int64, x_valid, y_valid, vocab
     "scikit-learn's 8x8 handwritten digits, split once into train and valid."
-    if not isinstance(n_valid, (int, np.integer)) or not 1 <= n_valid <= 1796:
-        raise ValueError(f"`n_valid`={n_valid!r} must be an integer in 1..1796")
+    n_valid, split_seed = check_int('n_valid', n_valid, 1, 1796), check_int('split_seed', split_seed, 0, SEED_MAX)
     def make():
         from sklearn.datasets import load_digits as _load
         ds = _load()
@@ -146,17 +128,20 @@ def decode_image_folder(
     path:str|Path, # folder holding `train` and `valid` subfolders of class folders
     train:str='train', # name of the training subfolder
     valid:str='test', # name of the validation subfolder
-    size:int|None=None, # square side in pixels; None keeps the files' size (must then be equal)
-    n_workers:int|None=None, # decoding threads; default the CPU count
+    size:int|None=None, # square side in pixels, >= 1; None keeps the files' size (must then be equal)
+    n_workers:int|None=None, # decoding threads, >= 1; default the CPU count
 ) -> dict: # x_train (n,3,H,W) uint8, y_train int64, x_valid, y_valid, vocab
     "Decode `path/{train,valid}/<class>/*.{png,jpg}` into `uint8` tensors, classes as sorted folder names."
+    for k, v in dict(path=path, train=train, valid=valid).items():
+        if not isinstance(v, (str, os.PathLike)): raise TypeError(f"{k}={v!r} must be a folder name (str or Path)")
+    if size is not None: size = check_int('size', size, 1)
     path = Path(path)
     for sub in (train, valid):
         if not (path/sub).is_dir(): raise FileNotFoundError(f"{path/sub} is not a folder: expected {path}/{sub}/<class>/*.png")
     vocab = sorted(p.name for p in (path/train).iterdir() if p.is_dir())
     if not vocab: raise FileNotFoundError(f"no class folders in {path/train}")
     res = {'vocab': vocab}
-    with ThreadPoolExecutor(n_workers or os.cpu_count()) as ex:
+    with ThreadPoolExecutor(check_int('n_workers', n_workers, 1) if n_workers is not None else os.cpu_count()) as ex:
         for sub, name in ((train, 'train'), (valid, 'valid')):
             files = [(f, i) for i, c in enumerate(vocab) if (path/sub/c).is_dir()
                      for f in sorted((path/sub/c).iterdir()) if f.suffix.lower() in _IMG_EXTS]
@@ -172,41 +157,43 @@ def decode_image_folder(
 class DataUnavailableError(RuntimeError):
     "A dataset could not be downloaded or read; the message says how to choose another."
 
-def _untar(name, url):
+def _untar(name, url, cache):
     try: return Path(untar_data(url))
     except Exception as e:
+        why = (str(e).strip().splitlines() or [''])[0]
         raise DataUnavailableError(
-            f"Could not get dataset {name!r}: fastai's untar_data({url!r}) failed with {type(e).__name__}: {e}. "
-            f"It needs internet access once (the archive is kept in ~/.fastai/data, see FASTAI_HOME). "
-            f"To run without it, choose another dataset, e.g. dataset='mnist1d' (generated offline) or "
+            f"dataset={name!r} is not available: fastai's untar_data({url!r}) failed ({type(e).__name__}: {why}). "
+            f"It needs internet access once: fastai keeps the archive in ~/.fastai/data (see FASTAI_HOME) and ozcycle "
+            f"the decoded tensors in {cache_dir(cache)}. Offline, choose dataset='mnist1d' (generated) or "
             f"dataset='digits' (shipped with scikit-learn).") from e
 
 def load_cifar10(
     cache:str|Path|None=None, # cache folder, see `cache_dir`
 ) -> dict: # x_train (50000,3,32,32) uint8, y_train int64, x_valid (10000,...), y_valid, vocab
     "CIFAR-10 from fastai's `untar_data(URLs.CIFAR)`, decoded once into a cached `uint8` tensor file."
-    return cached('cifar10-v1.pt', lambda: decode_image_folder(_untar('cifar10', URLs.CIFAR), valid='test'), cache)
+    return cached('cifar10-v1.pt', lambda: decode_image_folder(_untar('cifar10', URLs.CIFAR, cache), valid='test'), cache)
 
 def load_imagenette(
     size:int=64, # square side in pixels after resizing the shorter side and centre-cropping, 8..160
     cache:str|Path|None=None, # cache folder, see `cache_dir`
 ) -> dict: # x_train (9469,3,size,size) uint8, y_train int64, x_valid (3925,...), y_valid, vocab
     "Imagenette (160 px version) from fastai's `untar_data`, resized and decoded once into a cached tensor file."
-    if not isinstance(size, (int, np.integer)) or not 8 <= size <= 160:
-        raise ValueError(f"`size`={size!r} must be an integer in 8..160")
+    size = check_int('size', size, 8, 160)
     return cached(f'imagenette-v1-{size}.pt',
-                  lambda: decode_image_folder(_untar('imagenette', URLs.IMAGENETTE_160), valid='val', size=size), cache)
+                  lambda: decode_image_folder(_untar('imagenette', URLs.IMAGENETTE_160, cache), valid='val', size=size), cache)
 
 # %% ../nbs/04_data.ipynb #e502c109
 def random_crop_flip(
     x:torch.Tensor, # batch of images (n, c, h, w), any dtype
     gen:torch.Generator|None=None, # CPU generator for the offsets and flips
-    pad:int=4, # zero padding on each side before cropping, pixels, >= 0
+    pad:int=4, # zero padding on each side before cropping, pixels, 0..the image's longer side
     flip:bool=True, # also flip each image horizontally with probability 1/2
 ) -> torch.Tensor: # same shape and dtype as `x`
     "Random crop of each image after zero-padding by `pad`, and random horizontal flip, for the whole batch at once."
-    if not isinstance(pad, int) or pad < 0: raise ValueError(f"`pad`={pad!r} must be an integer >= 0")
+    if not isinstance(x, torch.Tensor) or x.ndim != 4: raise TypeError(f"x must be a 4-d tensor (n, c, h, w), got {type(x).__name__} {tuple(getattr(x, 'shape', ()))}")
     n, c, h, w = x.shape
+    pad = check_int('pad', pad, 0, max(h, w))
+    if not isinstance(flip, bool): raise TypeError(f"flip={flip!r} must be True or False")
     off = torch.randint(0, 2*pad + 1, (2, n), generator=gen).to(x.device)
     rows = off[0][:, None] + torch.arange(h, device=x.device)
     cols = off[1][:, None] + torch.arange(w, device=x.device)
@@ -219,146 +206,24 @@ def random_crop_flip(
 
 # %% ../nbs/04_data.ipynb #7c854523
 class ByteNormalize:
-    "Turn a `uint8` image batch into floats with per-channel `mean` and `std` (given on the 0..1 scale)."
+    "Turn `uint8` images (one `(c,h,w)` or a batch `(n,c,h,w)`) into floats with per-channel `mean` and `std` (0..1 scale)."
     def __init__(self,
         mean:tuple, # per-channel mean, 0..1 scale
         std:tuple, # per-channel standard deviation, 0..1 scale, > 0
-    ): store_attr(); self._stats = {}
+    ):
+        self.mean = tuple(np.atleast_1d(check_values('mean', mean, 0, 1)).tolist())
+        self.std = tuple(np.atleast_1d(check_values('std', std, 0, lo_open=True)).tolist())
+        if len(self.mean) != len(self.std): raise ValueError(f"mean={mean!r} and std={std!r} must have one value per channel each")
+        self._stats = {}
     def __call__(self, x:torch.Tensor) -> torch.Tensor:
-        if x.device not in self._stats:
-            self._stats[x.device] = (torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)*255,
-                                     torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)*255)
+        if x.device not in self._stats:  # per device, so batches on the GPU never copy the statistics
+            self._stats[x.device] = tuple(torch.tensor(v, device=x.device).view(-1, 1, 1)*255 for v in (self.mean, self.std))
         m, s = self._stats[x.device]
         return (x.float() - m)/s
     def __repr__(self): return f"ByteNormalize(mean={self.mean}, std={self.std})"
 
-cifar_stats = ((0.491, 0.482, 0.447), (0.247, 0.243, 0.261))
-imagenet_stats = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-
-# %% ../nbs/04_data.ipynb #b51ea089
-def epoch_generator(
-    seed:int, # the run's seed, any integer >= 0
-    epoch:int, # pass number over the data, >= 0
-    stream:int=0, # independent stream: 0 shuffling, 1 augmentation
-) -> torch.Generator: # a CPU generator seeded from all three
-    "A fresh CPU `torch.Generator` whose state is a pure function of `(seed, epoch, stream)`."
-    s = np.random.SeedSequence([int(seed), int(epoch), int(stream)]).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator().manual_seed(int(s))
-
-# %% ../nbs/04_data.ipynb #cfeb8a8d
-class ClassificationTensors(TensorDataset):
-    "`TensorDataset` of inputs and integer labels that tells fastai its loss (`CrossEntropyLossFlat`) and its `vocab`."
-    def __init__(self, x:torch.Tensor, y:torch.Tensor, vocab:list|None=None):
-        super().__init__(x, y)
-        self.vocab, self.loss_func = vocab, CrossEntropyLossFlat()
-
-class TensorLoader:
-    "Batches of in-memory tensors by indexing; pass `k` over the data is ordered by `epoch_generator(seed, k)`."
-    n_inp = 1  # fastai: the first element of a batch is the input, the rest the target
-    def __init__(self,
-        x:torch.Tensor, # inputs, first dimension = examples
-        y:torch.Tensor, # integer labels, same length as `x`
-        bs:int=64, # batch size, >= 1
-        shuffle:bool=False, # reorder every pass (training); False keeps the stored order
-        drop_last:bool=False, # skip the last incomplete batch (fastai's default for training)
-        seed:int=0, # seed of the order and augmentation, >= 0
-        aug:Callable|None=None, # `aug(xb, generator) -> xb`, applied per batch on the device (training only)
-        norm:Callable|None=None, # `norm(xb) -> xb`, applied to every batch after `aug`
-        device:str|torch.device|None=None, # where the tensors live and batches come out; default `x`'s
-        vocab:list|None=None, # class names
-    ):
-        if len(x) != len(y): raise ValueError(f"`x` has {len(x)} examples but `y` has {len(y)}")
-        if not isinstance(bs, (int, np.integer)) or bs < 1: raise ValueError(f"`bs`={bs!r} must be an integer >= 1")
-        if drop_last and len(x) < bs: raise ValueError(f"`bs`={bs} is more than the {len(x)} examples: no full batch to train on")
-        if not isinstance(seed, (int, np.integer)) or seed < 0: raise ValueError(f"`seed`={seed!r} must be an integer >= 0")
-        # a CategoryMap, as fastai's own loaders give: ClassificationInterpretation takes `vocab[-1]` of a plain list
-        if vocab is not None:
-            from fastai.data.transforms import CategoryMap  # imported here: that module imports scikit-learn (slow CLI start)
-            if not isinstance(vocab, CategoryMap): vocab = CategoryMap(list(vocab), sort=False)
-        store_attr('bs,shuffle,drop_last,seed,aug,norm,vocab')
-        self.dataset, self.epoch = ClassificationTensors(x, y, vocab), 0
-        self.to(device if device is not None else x.device)
-
-    @property
-    def n(self) -> int: return len(self.dataset)
-    @property
-    def c(self) -> int: return len(self.vocab) if self.vocab is not None else int(self.dataset.tensors[1].max()) + 1
-    def __len__(self): return self.n//self.bs if self.drop_last else -(-self.n//self.bs)
-    def __repr__(self): return f"TensorLoader(n={self.n}, bs={self.bs}, shuffle={self.shuffle}, seed={self.seed}, epoch={self.epoch}, device={self.device})"
-
-    def to(self, device):
-        "Move the tensors to `device`; later batches come out there."
-        self.device = torch.device(device)
-        self.dataset.tensors = tuple(t.to(self.device) for t in self.dataset.tensors)
-        return self
-
-    def state_dict(self) -> dict:
-        "What a resumed run needs to see the same data order: `seed` and `epoch`."
-        return {'seed': self.seed, 'epoch': self.epoch}
-    def load_state_dict(self, state:dict):
-        "Restore `seed` and `epoch` from `state_dict()`."
-        if set(state) != {'seed', 'epoch'}: raise ValueError(f"`state` has keys {sorted(state)}; expected ['epoch', 'seed']")
-        self.seed, self.epoch = int(state['seed']), int(state['epoch'])
-
-    def batches(self, epoch:int):
-        "The batches of pass `epoch` (a generator), without touching `self.epoch`."
-        x, y = self.dataset.tensors
-        idx = torch.randperm(self.n, generator=epoch_generator(self.seed, epoch)).to(self.device) if self.shuffle else None
-        gen = epoch_generator(self.seed, epoch, 1) if self.aug is not None else None
-        for i in range(len(self)):
-            sl = slice(i*self.bs, (i+1)*self.bs)
-            xb, yb = (x[sl], y[sl]) if idx is None else (x[idx[sl]], y[idx[sl]])
-            if self.aug is not None: xb = self.aug(xb, gen)
-            if self.norm is not None: xb = self.norm(xb)
-            yield xb, yb
-
-    def __iter__(self):
-        epoch, self.epoch = self.epoch, self.epoch + 1
-        return self.batches(epoch)
-    def one_batch(self):
-        "The first batch of the next pass, without advancing `epoch`."
-        return next(self.batches(self.epoch))
-    def new(self, **kwargs):
-        "A copy sharing the tensors, with some of `bs`, `shuffle`, `drop_last`, `seed`, `aug`, `norm` changed (fastai API)."
-        bad = set(kwargs) - {'bs', 'shuffle', 'drop_last', 'seed', 'aug', 'norm'}
-        if bad: raise ValueError(f"cannot change {sorted(bad)}; valid: bs, shuffle, drop_last, seed, aug, norm")
-        res = copy(self)
-        res.dataset = copy(self.dataset)  # so that `res.to(...)` leaves `self` where it is
-        for k, v in kwargs.items(): setattr(res, k, v)
-        return res
-
-# %% ../nbs/04_data.ipynb #fdaad493
-class TensorDataLoaders(DataLoaders):
-    "fastai `DataLoaders` of `TensorLoader`s, with `state_dict`/`load_state_dict` to save and restore the data order."
-    @classmethod
-    def from_tensors(cls,
-        x_train:torch.Tensor, # training inputs, first dimension = examples
-        y_train:torch.Tensor, # training labels, int64
-        x_valid:torch.Tensor, # validation inputs
-        y_valid:torch.Tensor, # validation labels, int64
-        bs:int=64, # training batch size, >= 1
-        val_bs:int|None=None, # validation batch size; default `2*bs` (no gradients to hold)
-        seed:int=0, # seed of the training order and augmentation, >= 0
-        aug:Callable|None=None, # training-only augmentation `aug(xb, generator)`
-        norm:Callable|None=None, # applied to every batch, train and valid
-        device:str|torch.device|None=None, # default fastai's `default_device()` (CUDA when available)
-        vocab:list|None=None, # class names
-        path:str|Path='.', # fastai's `DataLoaders.path`
-    ):
-        "Training loader (shuffled, last partial batch dropped, augmented) and validation loader (stored order)."
-        device = default_device() if device is None else torch.device(device)
-        train = TensorLoader(x_train, y_train, bs, shuffle=True, drop_last=True, seed=seed, aug=aug, norm=norm, device=device, vocab=vocab)
-        valid = TensorLoader(x_valid, y_valid, val_bs or 2*bs, seed=seed, norm=norm, device=device, vocab=vocab)
-        return cls(train, valid, path=path, device=device)
-
-    def state_dict(self) -> dict:
-        "The `state_dict` of every loader, in order."
-        return {'loaders': [dl.state_dict() for dl in self.loaders]}
-    def load_state_dict(self, state:dict):
-        "Restore what `state_dict` returned."
-        if len(state.get('loaders', ())) != len(self.loaders):
-            raise ValueError(f"`state` holds {len(state.get('loaders', ()))} loader states; these DataLoaders have {len(self.loaders)}")
-        for dl, s in zip(self.loaders, state['loaders']): dl.load_state_dict(s)
+_cifar_stats = ((0.491, 0.482, 0.447), (0.247, 0.243, 0.261))  # fastai.vision.core's cifar_stats
+_imagenet_stats = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # fastai.vision.core's imagenet_stats
 
 # %% ../nbs/04_data.ipynb #051738e0
 @dataclass(frozen=True)
@@ -375,44 +240,50 @@ class DatasetSpec:
 DATASETS = {
     'mnist1d': DatasetSpec(load_mnist1d, 128, 'cnn1d', doc='MNIST-1D, generated offline (4,000 train / 4,000 valid); CPU default'),
     'digits': DatasetSpec(load_digits, 64, 'mlp', {'n_in': 64}, doc="scikit-learn's 8x8 digits (1,200 / 597), no download"),
-    'cifar10': DatasetSpec(load_cifar10, 512, 'resnet9', aug=random_crop_flip, norm=ByteNormalize(*cifar_stats),
+    'cifar10': DatasetSpec(load_cifar10, 512, 'resnet9', aug=random_crop_flip, norm=ByteNormalize(*_cifar_stats),
                            doc='CIFAR-10 via fastai untar_data (50,000 / 10,000; downloads once); GPU default'),
-    'imagenette': DatasetSpec(load_imagenette, 128, 'resnet9', aug=partial(random_crop_flip, pad=8), norm=ByteNormalize(*imagenet_stats),
+    'imagenette': DatasetSpec(load_imagenette, 128, 'resnet9', aug=partial(random_crop_flip, pad=8), norm=ByteNormalize(*_imagenet_stats),
                               doc='Imagenette 64 px via fastai untar_data (9,469 / 3,925; downloads once)'),
 }
-
-def _lookup(name, table, what):
-    if name not in table: raise ValueError(f"unknown {what} {name!r}; valid: {', '.join(sorted(table))}")
-    return table[name]
 
 def default_dataset() -> str:
     "The dataset experiments use when none is named: 'cifar10' when CUDA is available, else 'mnist1d'."
     return 'cifar10' if torch.cuda.is_available() else 'mnist1d'
 
+def _load(name, cache, kwargs, arg='name'):
+    spec = DATASETS[check_kind(arg, name, sorted(DATASETS))]
+    params = inspect.signature(spec.load).parameters
+    if not any(p.kind == p.VAR_KEYWORD for p in params.values()): check_keys(f'get_data({name!r})', kwargs, [k for k in params if k != 'cache'])
+    return spec, spec.load(cache=cache, **kwargs)
+
 def get_data(
     name:str='mnist1d', # a key of `DATASETS`
-    bs:int|None=None, # training batch size; default the dataset's (`DATASETS[name].bs`)
-    val_bs:int|None=None, # validation batch size; default `2*bs`
-    seed:int=0, # seed of the training order and augmentation, >= 0
+    bs:int|None=None, # training batch size, 1..number of training examples; default the dataset's (`DATASETS[name].bs`)
+    val_bs:int|None=None, # validation batch size, >= 1; default `2*bs`
+    seed:int=0, # seed of the training order and augmentation, 0..2**32-1
     device:str|torch.device|None=None, # default fastai's `default_device()`
     cache:str|Path|None=None, # cache folder, see `cache_dir`
     **kwargs, # passed to the dataset's loader, e.g. `n_train=1000` for mnist1d
 ) -> TensorDataLoaders:
     "Dataset `name` as fastai `DataLoaders` of in-memory tensors, with a reproducible order per `seed`."
-    spec = _lookup(name, DATASETS, 'dataset')
-    d = spec.load(cache=cache, **kwargs)
+    if bs is not None: check_int('bs', bs, 1)
+    seed, device = check_int('seed', seed, 0, SEED_MAX), check_device(device) if device is not None else None
+    spec, d = _load(name, cache, kwargs)
     return TensorDataLoaders.from_tensors(d['x_train'], d['y_train'], d['x_valid'], d['y_valid'], bs=bs or spec.bs,
                                           val_bs=val_bs, seed=seed, aug=spec.aug, norm=spec.norm, device=device, vocab=d['vocab'])
 
 # %% ../nbs/04_data.ipynb #49d18aae
+_MAX = 2**20  # sizes above a million units, channels or classes are typos; refused before anything is allocated
+
 class ConvNet1d(nn.Module):
     "The MNIST-1D paper's CNN: three stride-2 `Conv1d` with ReLU, then a linear layer."
     def __init__(self,
-        n_out:int=10, # classes
-        channels:int=25, # channels of every convolution
-        seq_len:int=40, # input length (MNIST-1D: 40)
+        n_out:int=10, # classes, 1..2**20
+        channels:int=25, # channels of every convolution, 1..2**20
+        seq_len:int=40, # input length, 3..2**20 (MNIST-1D: 40)
     ):
         super().__init__()
+        n_out, channels, seq_len = (check_int(k, v, lo, _MAX) for k, v, lo in (('n_out', n_out, 1), ('channels', channels, 1), ('seq_len', seq_len, 3)))
         self.convs = nn.Sequential(nn.Conv1d(1, channels, 5, stride=2, padding=1), nn.ReLU(),
                                    nn.Conv1d(channels, channels, 3, stride=2, padding=1), nn.ReLU(),
                                    nn.Conv1d(channels, channels, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten())
@@ -421,17 +292,18 @@ class ConvNet1d(nn.Module):
     def forward(self, x): return self.linear(self.convs(x.reshape(len(x), 1, -1)))
 
 def mlp(
-    n_in:int=40, # input features (MNIST-1D 40, digits 64)
-    n_out:int=10, # classes
-    n_hidden:int=100, # units per hidden layer
-    n_layers:int=2, # hidden layers, >= 1
+    n_in:int=40, # input features, 1..2**20 (MNIST-1D 40, digits 64)
+    n_out:int=10, # classes, 1..2**20
+    n_hidden:int=100, # units per hidden layer, 1..2**20
+    n_layers:int=2, # hidden layers, 1..1000
 ) -> nn.Sequential:
     "Flatten, `n_layers` hidden `Linear`+ReLU layers of `n_hidden` units, and a linear head."
-    if n_layers < 1: raise ValueError(f"`n_layers`={n_layers!r} must be >= 1")
+    n_in, n_out, n_hidden, n_layers = (check_int(k, v, 1, hi) for k, v, hi in (('n_in', n_in, _MAX), ('n_out', n_out, _MAX), ('n_hidden', n_hidden, _MAX), ('n_layers', n_layers, 1000)))
     sizes = [n_in] + [n_hidden]*n_layers
     return nn.Sequential(nn.Flatten(), *[m for a, b in zip(sizes, sizes[1:]) for m in (nn.Linear(a, b), nn.ReLU())],
                          nn.Linear(n_hidden, n_out))
 
+# %% ../nbs/04_data.ipynb #49d18aaf
 def _conv_bn(ni, nf):
     return nn.Sequential(nn.Conv2d(ni, nf, 3, padding=1, bias=False), nn.BatchNorm2d(nf), nn.ReLU(inplace=True))
 
@@ -444,12 +316,14 @@ class _Mul(nn.Module):
     def forward(self, x): return x*self.scale
 
 def resnet9(
-    n_out:int=10, # classes
-    c_in:int=3, # input channels
-    width:int=64, # channels of the first layer; the others are 2, 4 and 8 times it
-    scale:float=0.125, # multiplies the logits (the DAWNBench model's 1/8)
+    n_out:int=10, # classes, 1..2**20
+    c_in:int=3, # input channels, 1..2**20
+    width:int=64, # channels of the first layer, 1..2**20; the others are 2, 4 and 8 times it
+    scale:float=0.125, # multiplies the logits (the DAWNBench model's 1/8), finite
 ) -> nn.Sequential:
     "ResNet-9 of the DAWNBench CIFAR-10 record (Myrtle.ai, Page 2018), with global max pooling."
+    n_out, c_in, width = (check_int(k, v, 1, _MAX) for k, v in (('n_out', n_out), ('c_in', c_in), ('width', width)))
+    scale = check_real('scale', scale)
     w = [width, 2*width, 4*width, 8*width]
     return nn.Sequential(
         _conv_bn(c_in, w[0]),
@@ -458,24 +332,52 @@ def resnet9(
         _conv_bn(w[2], w[3]), nn.MaxPool2d(2), _Residual(w[3]),
         nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(w[3], n_out, bias=False), _Mul(scale))
 
-def _xresnet18(**kwargs):
+def _xresnet18(n_out:int=10, c_in:int=3, **kwargs):
     "fastai's `xresnet18`, 10 classes unless `n_out` is given; imported on first use (fastai.vision loads torchvision)"
     from fastai.vision.models.xresnet import xresnet18
-    return xresnet18(**{'n_out': 10, **kwargs})
+    return xresnet18(n_out=check_int('n_out', n_out, 1, _MAX), c_in=check_int('c_in', c_in, 1, _MAX), **kwargs)
 
+# %% ../nbs/04_data.ipynb #49d18ab0
 MODELS = {'cnn1d': ConvNet1d, 'mlp': mlp, 'resnet9': resnet9, 'xresnet18': _xresnet18}
 
-def get_model(
+def make_model(
     name:str, # a key of `MODELS`
     **kwargs, # the model's arguments, e.g. `n_out=10`
 ) -> nn.Module:
     "Model `name` from `MODELS`, with fresh weights from torch's global generator."
-    return _lookup(name, MODELS, 'model')(**kwargs)
+    return MODELS[check_kind('name', name, sorted(MODELS))](**kwargs)
 
 def model_for(
     dataset:str, # a key of `DATASETS`
     **kwargs, # override the dataset's default model arguments
 ) -> nn.Module:
     "The default model of `dataset` (`DATASETS[dataset].model`)."
-    spec = _lookup(dataset, DATASETS, 'dataset')
-    return get_model(spec.model, **{**spec.model_kw, **kwargs})
+    spec = DATASETS[check_kind('dataset', dataset, sorted(DATASETS))]
+    return make_model(spec.model, **{**spec.model_kw, **kwargs})
+
+# %% ../nbs/04_data.ipynb #49d18ab1
+get_model = make_model  # the old name (fastai's `get_model` is another function); not in `__all__`
+
+# %% ../nbs/04_data.ipynb #6493f38e
+def check_model_fits(
+    model:str, # a key of `MODELS`
+    dataset:str, # a key of `DATASETS`
+    model_kw:dict|None=None, # the model's arguments; default the dataset's `model_kw` when `model` is its default model
+    cache:str|Path|None=None, # cache folder, see `cache_dir`
+    **data_kw, # arguments of the dataset's loader, as for `get_data`
+) -> None:
+    "`ValueError` naming both unless `model` maps `dataset`'s inputs to one logit per class"
+    check_kind('model', model, sorted(MODELS))
+    if model_kw is not None and not isinstance(model_kw, dict): raise TypeError(f"model_kw={model_kw!r} must be a dict or None")
+    spec, d = _load(dataset, cache, data_kw, 'dataset')
+    model_kw = dict(spec.model_kw if model == spec.model else {}) if model_kw is None else model_kw
+    x = d['x_valid'][:2]; x = spec.norm(x) if spec.norm is not None else x.float()
+    want, err = (len(x), len(d['vocab'])), None
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        m = make_model(model, **model_kw).eval()
+        try: out = m(x)
+        except Exception as e: err = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
+        else:
+            if tuple(out.shape) != want: err = f"it gives outputs of shape {tuple(out.shape)}, not {want} (one logit per class)"
+    if err: raise ValueError(f"model={model!r} (model_kw={model_kw}) cannot take the inputs of dataset={dataset!r} "
+                             f"(one example has shape {tuple(x.shape[1:])}): {err}")

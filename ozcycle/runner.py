@@ -20,7 +20,7 @@ from fastprogress.fastprogress import master_bar, progress_bar
 from .schedules import one_cycle, one_cycle_moms
 from .fit import FitState, LeanCallback, continuation_scheds, continuation_defaults, strategies
 from .core import check_real
-from .data import DATASETS, default_dataset, get_data, get_model
+from .data import DATASETS, default_dataset, get_data, make_model
 from .store import save_json, save_csv, save_checkpoint, load_checkpoint, rng_state, set_rng_state, seed_everything, code_version, run_key, _RunLock, _jsonable
 from .stats import HIGHER_IS_BETTER, final_metrics, compare, summarize, Verdict, verdict, plot_curves, plot_final, plot_schedules
 
@@ -316,7 +316,7 @@ class _Runner:
         dls = type(self._dls)(*[dl.new(seed=seed) for dl in self._dls.loaders], path=self._dls.path, device=self.device)
         dls.load_state_dict({'loaders': [{'seed': seed, 'epoch': 0} for _ in dls.loaders]})
         seed_everything(seed)
-        return lean_learner(dls, get_model(c['model'], **c['model_kw']), wd=c['wd'], moms=c['moms'])
+        return lean_learner(dls, make_model(c['model'], **c['model_kw']), wd=c['wd'], moms=c['moms'])
 
     def _restore(self, learn, state):
         "Put model, optimizer state and data position of checkpoint `state` (read on the CPU) into `learn`"

@@ -4,7 +4,7 @@ import subprocess, sys
 def test_data_import_leaves_torchvision_for_xresnet():
     code = ("import sys, ozcycle.cli as c; c._parser(); "
             "print(sorted(m for m in ('torchvision', 'fastai.vision', 'sklearn') if m in sys.modules)); "
-            "from ozcycle.data import get_model; m = get_model('xresnet18'); "
+            "from ozcycle.data import make_model; m = make_model('xresnet18'); "
             "print(type(m).__name__, 'torchvision' in sys.modules)")
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout.split('\n')
     assert out[0] == '[]', out   # nothing heavy before a model needs it

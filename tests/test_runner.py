@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
 from fastai.learner import Learner
 from fastai.optimizer import Adam
-from ozcycle.data import get_data, get_model
+from ozcycle.data import get_data, make_model
 from ozcycle.runner import run_experiment, load_results, DivergenceWarning, COLUMNS, QUICK_DATA, run_spec
 from ozcycle.store import seed_everything, run_key
 import ozcycle.fit  # noqa: F401  (Learner.fit_cycle, fit_refit, ...)
@@ -29,7 +29,7 @@ def test_branching_equals_training_on(tmp_path):
     for arm, fit in (('refit', lambda l: l.fit_refit(2, lr_div=3)), ('decay', lambda l: l.fit_decay(2))):
         dls = get_data('mnist1d', seed=3, device='cpu', **QUICK_DATA['mnist1d'])
         seed_everything(3)
-        learn = Learner(dls, get_model('cnn1d'), opt_func=Adam)
+        learn = Learner(dls, make_model('cnn1d'), opt_func=Adam)
         learn.remove_cb(learn.progress); learn.logger = lambda *a: None
         learn.fit_cycle(2, 1e-2)
         fit(learn)
