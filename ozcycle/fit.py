@@ -178,9 +178,9 @@ def _one_cycle_args(step0, n_steps, lr, mom=None, tol=1e-5):
         x, r = _lsq(p, ps, lr)
         if r < tol and x[0] > 0 and x[2] > 0: break
     else: return None
-    A, hi = _design(p, ps)[0], float(x[1])
-    for k in (2, 3, 4, 17):   # the roundest div and div_final that still give the record
-        div, div_final = float(f'{hi / x[0]:.{k}g}'), float(f'{hi / x[2]:.{k}g}')
+    A = _design(p, ps)[0]
+    for k in (2, 3, 4, 6, 17):   # the roundest peak, div and div_final that still give the record
+        hi, div, div_final = (float(f'{v:.{k}g}') for v in (x[1], x[1] / x[0], x[1] / x[2]))
         if np.abs(A @ [hi / div, hi, hi / div_final] - lr).max() <= 1e-6 * lr.max(): break
     out = dict(lr_max=hi, div=div, div_final=div_final, pct_start=ps, moms=None)
     if mom is not None:
