@@ -56,7 +56,7 @@ def test_trained_before_importing_ozcycle(tmp_path):
     print(fs.kind, fs.lr_max[0], fs.hps['lr'][0, 0], base.kind, base.inferred)
     """, tmp_path).split(maxsplit=4)
     assert out[0] == 'refit' and float(out[1]) == pytest.approx(1e-3) and float(out[2]) == pytest.approx(1e-3 / 25)
-    assert out[3] == 'one_cycle' and "learn.recorder" in out[4] and 'fit_one_cycle(lr_max=0.01, div=25, div_final=1e+05, pct_start=0.25' in out[4]
+    assert out[3] == 'one_cycle' and "learn.recorder" in out[4] and 'fit_one_cycle(lr_max=0.01, div=25, div_final=100000, pct_start=0.25' in out[4]
 
 
 def test_new_session_with_only_the_weights(tmp_path):
