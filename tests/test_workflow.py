@@ -97,10 +97,10 @@ def test_save_load_keep_the_continuation_state(tmp_path):
 
 def test_load_never_restores_a_stale_state(tmp_path):
     "Weights saved again without ozcycle after ozcycle wrote its side file: fit_state is unknown, with the reason"
-    import ozcycle.fit
+    import ozcycle.fit, ozcycle.fastai_compat
     learn = synth(tmp_path)
     learn.fit_cycle(1, 1e-2); learn.save('s')
-    learn.fit_refit(1); ozcycle.fit._fastai_save(learn, 's')   # fastai alone overwrites the weights
+    learn.fit_refit(1); ozcycle.fastai_compat._fastai_save(learn, 's')   # fastai alone overwrites the weights
     with pytest.warns(UserWarning, match='belongs to other weights'): learn.load('s')
     assert learn.fit_state is None
     with pytest.raises(ValueError, match='belongs to other weights'): learn.fit_decay(1)
