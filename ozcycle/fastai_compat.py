@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 from fastai.callback.core import Callback, CancelEpochException, TrainEvalCallback, event
-from fastai.callback.schedule import _Annealer, sched_cos, sched_lin, sched_no, sched_exp
+from fastai.callback.schedule import ParamScheduler, _Annealer, sched_cos, sched_lin, sched_no, sched_exp
 from fastai.learner import Learner
-from fastai.optimizer import Optimizer, _BaseOptimizer, Adam
+from fastai.optimizer import Optimizer, OptimWrapper, _BaseOptimizer, Adam
 from fastcore.xtras import join_path_file
 from .core import atomic_write
-from .schedules import Sched, anneal, combine
+from .schedules import Sched, anneal, combine, one_cycle, one_cycle_moms
 
 # %% auto #0
-__all__ = ['LeanCallback', 'set_hyper', 'train_from', 'as_sched', 'one_cycle_args', 'recorder_token', 'recorder_changed',
-           'read_recorder', 'write_side', 'read_side', 'extend_save_load', 'lean_learner']
+__all__ = ['LeanCallback', 'set_hyper', 'StepScheduler', 'opt_name', 'train_from', 'as_sched', 'one_cycle_args', 'recorder_token',
+           'recorder_changed', 'read_recorder', 'write_side', 'read_side', 'extend_save_load', 'lean_learner']
 
 # %% ../nbs/01a_fastai_compat.ipynb #7df4aef3
 class LeanCallback(Callback):
@@ -37,7 +37,25 @@ def set_hyper(opt, # a fastai `Optimizer` or `OptimWrapper`
         for h in opt.hypers: h[k] = v
     else: opt.set_hyper(k, v)
 
-# %% ../nbs/01a_fastai_compat.ipynb #c2bbd2eb
+# %% ../nbs/01a_fastai_compat.ipynb #d618e813
+class StepScheduler(LeanCallback, ParamScheduler):
+    "fastai's `ParamScheduler`, evaluating batch `i` of `n_steps` at exactly `i / n_steps` (as `sched_values`)"
+    def before_batch(self):
+        lrn = self.learn
+        pct = (lrn.epoch * lrn.n_iter + lrn.iter) / (lrn.n_epoch * lrn.n_iter)
+        for n, f in self.scheds.items(): set_hyper(lrn.opt, n, f(pct))
+    def after_batch(self):
+        h = self.learn.opt.hypers[-1]
+        for p in self.scheds: self.hps[p].append(h[p])
+
+def opt_name(learn): # a fastai `Learner` with an optimizer
+    "The optimizer's name: the PyTorch class inside an `OptimWrapper`, else fastai's optimizer function"
+    o = learn.opt
+    if isinstance(o, OptimWrapper): return type(o.opt).__name__
+    f = learn.opt_func
+    return getattr(getattr(f, 'func', f), '__name__', type(o).__name__)
+
+# %% ../nbs/01a_fastai_compat.ipynb #b6728eb1
 class _LoopFrom:
     "Replacement for `Learner._do_fit` that trains epochs `start_epoch` to `n_epoch-1` only"
     def __init__(self, learn, start_epoch): self.learn, self.start_epoch = learn, start_epoch
@@ -59,7 +77,7 @@ def train_from(learn, # a fastai `Learner`
     try: yield
     finally: learn.__dict__.pop('_do_fit', None)
 
-# %% ../nbs/01a_fastai_compat.ipynb #0c3ab3ab
+# %% ../nbs/01a_fastai_compat.ipynb #ba47df90
 _fastai_kinds = {sched_cos: 'cos', sched_lin: 'linear', sched_no: 'no', sched_exp: 'exp'}
 
 def _squeeze(v):
@@ -79,7 +97,7 @@ def as_sched(f): # a schedule: ozcycle's, fastai's annealer or `combine_scheds`,
         if all(isinstance(s, Sched) for s in subs): return combine(np.diff(cum) / cum[-1], subs)
     return f
 
-# %% ../nbs/01a_fastai_compat.ipynb #e64c29da
+# %% ../nbs/01a_fastai_compat.ipynb #fec2b03d
 def _design(p, ps):
     "Columns (start, peak, end) of fastai's cosine one-cycle with warm-up fraction `ps`, at pct `p`; and the warm-up mask"
     a = p < ps
@@ -125,7 +143,7 @@ def one_cycle_args(step0, n_steps, lr, mom=None, tol=1e-5):
         if np.abs(A @ xm - m).max() < 1e-5 and np.all((0 <= xm) & (xm < 1)): out['moms'] = tuple(float(v) for v in xm)
     return out
 
-# %% ../nbs/01a_fastai_compat.ipynb #905a8ab0
+# %% ../nbs/01a_fastai_compat.ipynb #4f8347cd
 _skip_msg = ("fastai's start_epoch (SkipToEpoch) still runs after_epoch for the skipped epochs: Recorder gets empty rows, "
              "trackers crash and SaveModelCallback(every_epoch=True) overwrites their checkpoints. For an exact resume use "
              "learn.fit_cycle (fastai's one-cycle) or another ozcycle fit.")
@@ -141,8 +159,11 @@ def recorder_changed(learn, token) -> bool: # `token`: a `recorder_token`, or No
     if token is None: return bool(lrs) or bool(hps)
     return (bool(lrs) and (lrs is not token[0] or n != token[1])) or (bool(hps) and hps is not token[2])
 
-def read_recorder(learn): # a fastai `Learner`
-    "What fastai's `learn.recorder` and `learn.opt` hold about the last fit: a dict of numpy traces and counts, or None"
+def _as_groups(v, n): return np.full(n, float(v)) if np.ndim(v) == 0 else np.asarray(v, dtype=float)
+
+def read_recorder(learn, # a fastai `Learner`
+                  lr_max_before=None): # peak LR of the fit before the last one, carried over by a plain `fit`
+    "What fastai's `learn.recorder` and `learn.opt` say about the last fit, with what was inferred from what; None if nothing"
     rec, opt = learn.__dict__.get('recorder'), learn.opt
     if rec is None or opt is None: return None
     d = rec.__dict__
@@ -156,12 +177,30 @@ def read_recorder(learn): # a fastai `Learner`
     n_epoch, hs = learn.__dict__.get('n_epoch', 1), opt.hypers
     n_batches = len(lr) // max(n_epoch - skipped, 1) or 1
     mom = np.array([float(v) for v in hps['mom']]) if scheduled and len(hps.get('mom', [])) == len(lr) else None
-    return dict(lr=lr, mom=mom, scheduled=scheduled, start_epoch=skipped, n_epoch=n_epoch, n_batches=n_batches,
-                lr_last=np.array([float(h['lr']) for h in hs]),
+    last = np.array([float(h['lr']) for h in hs])
+    ratio = last / last[-1] if last[-1] > 0 else np.ones(len(hs))   # fastai records the last group only
+    oc = one_cycle_args(skipped * n_batches, n_epoch * n_batches, lr, mom) if scheduled else None
+    if oc is not None:
+        lr_max, ps = oc['lr_max'] * ratio, oc['pct_start']
+        scheds = {'lr': one_cycle(_squeeze(lr_max), oc['div'], oc['div_final'], ps)}
+        if oc['moms'] is not None: scheds['mom'] = one_cycle_moms(oc['moms'], ps)
+        kind = 'one_cycle' if mom is None or oc['moms'] is not None else 'schedule'
+        how = (f"recognised fit_one_cycle(lr_max={_squeeze(lr_max)}, div={oc['div']:g}, div_final={oc['div_final']:g}, "
+               f"pct_start={ps:g}, moms={oc['moms']}) in the recorded LR and momentum")
+    elif scheduled:
+        kind, scheds, lr_max = 'schedule', {}, lr.max() * ratio
+        how = f"a schedule it did not recognise: lr_max={_squeeze(lr_max)} is the largest LR recorded (a peak between two batches is missed)"
+    else:
+        kind, scheds, lr_max = 'fit', {}, lr_max_before
+        how = "a fit without a schedule: " + ("lr_max carried over from the fit before it" if lr_max is not None else "no cycle peak known")
+    return dict(kind=kind, scheds=scheds, lr_max=None if lr_max is None else _as_groups(lr_max, len(hs)), start_epoch=skipped,
+                n_epoch=n_epoch, n_batches=n_batches, lr_last=last,
                 mom_last=np.array([float(h['mom']) for h in hs]) if all('mom' in h for h in hs) else None,
-                one_cycle=one_cycle_args(skipped * n_batches, n_epoch * n_batches, lr, mom) if scheduled else None)
+                hps={'lr': np.outer(lr, ratio), **({} if mom is None else {'mom': np.repeat(mom[:, None], len(hs), 1)})},
+                inferred=(f"rebuilt from fastai's learn.recorder (ozcycle did not record the last fit): {how}; per-group values "
+                          f"scaled as the optimizer's last LRs; lr_last and mom_last from learn.opt"))
 
-# %% ../nbs/01a_fastai_compat.ipynb #f1a1dc04
+# %% ../nbs/01a_fastai_compat.ipynb #72e0494d
 _fastai_save = getattr(Learner.save, '__wrapped__', Learner.save)   # fastai's own, also when ozcycle is re-imported
 _fastai_load = getattr(Learner.load, '__wrapped__', Learner.load)
 
@@ -201,7 +240,7 @@ def extend_save_load(after_save, # called as after_save(learn, pth) once fastai 
         return res
     Learner.save, Learner.load = save, load
 
-# %% ../nbs/01a_fastai_compat.ipynb #b53ddfe9
+# %% ../nbs/01a_fastai_compat.ipynb #6493939b
 class _LeanTrainEval(LeanCallback, TrainEvalCallback):
     "fastai's `TrainEvalCallback` as a `LeanCallback`, counting batches through `self.learn` directly"
     @property

@@ -12,14 +12,12 @@ import matplotlib.pyplot as plt
 from fastcore.basics import patch, even_mults
 from fastcore.meta import delegates
 from fastai.callback.core import Callback
-from fastai.callback.schedule import ParamScheduler
 from fastai.learner import Learner
-from fastai.optimizer import OptimWrapper
 from .core import check_int, check_values, check_lr, check_mom, check_div, check_kind, check_keys
 from .schedules import (Sched, Anneal, Combine, one_cycle, one_cycle_moms, constant, decay_only, decay_only_moms,
                                sched_values, last_value)
 from .fastai_compat import (LeanCallback, set_hyper, train_from, as_sched, read_recorder, recorder_token, recorder_changed,
-                                   extend_save_load, write_side, read_side, _squeeze)
+                                   extend_save_load, write_side, read_side, StepScheduler, opt_name, _squeeze)
 _all_ = ['LeanCallback', 'as_sched']
 
 # %% auto #0
@@ -56,7 +54,7 @@ def _wd(name, v): return check_values(name, v, 0, 1, what='a weight decay')
 _cycle_kinds = ('one_cycle', 'refit', 'schedule')
 
 def _picklable(o):
-    try: pickle.dumps(o); return True
+    try: return bool(pickle.dumps(o))
     except Exception: return False
 
 @dataclass(repr=False, eq=False)
@@ -75,18 +73,12 @@ class FitState:
     stepped: np.ndarray | None = None  # (n_trained,) whether the optimizer applied its step at that batch; None: every batch did
     inferred: str | None = None  # what was inferred, and from what, when rebuilt from fastai's `learn.recorder`
 
-    @property
-    def n_groups(self): return len(self.lr_last)
-    @property
-    def n_batches(self): return self.n_steps // self.n_epoch
-    @property
-    def step0(self): return self.start_epoch * self.n_batches
-    @property
-    def n_trained(self): return len(self.hps['lr']) if 'lr' in self.hps else 0
-    @property
-    def n_opt_steps(self): return self.n_trained if self.stepped is None else int(np.sum(self.stepped))
-    @property
-    def completed(self): return self.n_trained == self.n_steps - self.step0
+    n_groups = property(lambda self: len(self.lr_last))
+    n_batches = property(lambda self: self.n_steps // self.n_epoch)                    # training batches per epoch
+    step0 = property(lambda self: self.start_epoch * self.n_batches)                   # first batch trained
+    n_trained = property(lambda self: len(self.hps['lr']) if 'lr' in self.hps else 0)  # batches trained
+    n_opt_steps = property(lambda self: self.n_trained if self.stepped is None else int(np.sum(self.stepped)))  # optimizer steps applied
+    completed = property(lambda self: self.n_trained == self.n_steps - self.step0)     # trained to its last batch
 
     def __repr__(self):
         f = lambda a: None if a is None else np.array2string(np.asarray(a), formatter={'float_kind': lambda x: f'{x:.4g}'})
@@ -134,7 +126,6 @@ class FitState:
         plt.close(fig)
         return fig
 
-# %% ../nbs/01_fit.ipynb #0b446ba7
 def _peak(s):
     "Per-group maximum of schedule `s` over pct in [0, 1] when it is built from `Anneal` and `Combine`, else None"
     if isinstance(s, Anneal): return np.asarray(s.start if s.kind == 'no' else np.maximum(s.start, s.end), dtype=float)
@@ -143,35 +134,15 @@ def _peak(s):
         return None if not ps or any(p is None for p in ps) else functools.reduce(np.maximum, ps)
     return None
 
-# %% ../nbs/01_fit.ipynb #b88cfbec
+# %% ../nbs/01_fit.ipynb #531dc885
 def _from_recorder(learn, prev):
     "The `FitState` of the last fit as fastai's `learn.recorder` saw it (a fit ozcycle did not record); `prev` when it saw none"
-    r = read_recorder(learn)
+    r = read_recorder(learn, None if prev is None else prev.lr_max)
     if r is None: return prev
-    last, oc, ng = _arr(r['lr_last']), r['one_cycle'], len(r['lr_last'])
-    ratio = last / last[-1] if last[-1] > 0 else np.ones(ng)
-    rows = {'lr': np.outer(r['lr'], ratio), **({} if r['mom'] is None else {'mom': np.repeat(r['mom'][:, None], ng, 1)})}
-    if oc is not None:
-        lr_max, ps = oc['lr_max'] * ratio, oc['pct_start']
-        scheds = {'lr': one_cycle(_squeeze(lr_max), oc['div'], oc['div_final'], ps)}
-        if oc['moms'] is not None: scheds['mom'] = one_cycle_moms(oc['moms'], ps)
-        kind = 'one_cycle' if r['mom'] is None or oc['moms'] is not None else 'schedule'
-        how = (f"recognised fit_one_cycle(lr_max={_squeeze(lr_max)}, div={oc['div']:g}, div_final={oc['div_final']:g}, "
-               f"pct_start={ps:g}, moms={oc['moms']}) in the recorded LR and momentum")
-    elif r['scheduled']:
-        kind, scheds, lr_max = 'schedule', {}, r['lr'].max() * ratio
-        how = f"a schedule it did not recognise: lr_max={_squeeze(lr_max)} is the largest LR recorded (a peak between two batches is missed)"
-    else:
-        kind, scheds, lr_max = 'fit', {}, None if prev is None else prev.lr_max
-        how = "a fit without a schedule: " + ("lr_max carried over from the fit before it" if lr_max is not None else "no cycle peak known")
-    inferred = (f"rebuilt from fastai's learn.recorder (ozcycle did not record the last fit): {how}; per-group values scaled "
-                f"as the optimizer's last LRs; lr_last and mom_last from learn.opt")
-    warnings.warn(f"learn.fit_state {inferred}")
-    n_epoch, nb = r['n_epoch'], r['n_batches']
-    return FitState(kind, n_epoch, n_epoch * nb, last, None if r['mom_last'] is None else _arr(r['mom_last']),
-                    None if lr_max is None else _arr(lr_max, ng), scheds, rows, r['start_epoch'], inferred=inferred)
+    warnings.warn(f"learn.fit_state {r['inferred']}")
+    return FitState(r['kind'], r['n_epoch'], r['n_epoch'] * r['n_batches'], _arr(r['lr_last']), None if r['mom_last'] is None else _arr(r['mom_last']),
+                    r['lr_max'], r['scheds'], r['hps'], r['start_epoch'], inferred=r['inferred'])
 
-# %% ../nbs/01_fit.ipynb #92d680c4
 class _Entry:
     "A learner's `FitState` (or None, with `why` it is unknown), and what fastai's recorder held when it was stored"
     def __init__(self, state, learn, why=None, busy=False):
@@ -192,7 +163,7 @@ def _set_fit_state(self, fs):
     _states[self] = _Entry(fs, self)
 Learner.fit_state = property(_get_fit_state, _set_fit_state, doc="What the last fit left (`FitState`), or None")
 
-# %% ../nbs/01_fit.ipynb #73064d93
+# %% ../nbs/01_fit.ipynb #5713f741
 class _FitRecorder(LeanCallback):
     "For one ozcycle fit: record each training batch's hyper-parameters in every group, and whether the optimizer stepped"
     order, run_valid = 65, False
@@ -235,23 +206,7 @@ class _FitRecorder(LeanCallback):
                           f"learn.fit_state.lr_last is the LR of the last step applied ({_squeeze(lr_last)})")
         _states[lrn] = _Entry(fs, lrn)
 
-class _StepScheduler(LeanCallback, ParamScheduler):
-    "fastai's `ParamScheduler`, evaluating batch `i` of `n_steps` at exactly `i / n_steps` (as `sched_values`)"
-    def before_batch(self):
-        lrn = self.learn
-        pct = (lrn.epoch * lrn.n_iter + lrn.iter) / (lrn.n_epoch * lrn.n_iter)
-        for n, f in self.scheds.items(): set_hyper(lrn.opt, n, f(pct))
-    def after_batch(self):
-        h = self.learn.opt.hypers[-1]
-        for p in self.scheds: self.hps[p].append(h[p])
-
-# %% ../nbs/01_fit.ipynb #f8f39053
-def _opt_name(learn):
-    o = learn.opt
-    if isinstance(o, OptimWrapper): return type(o.opt).__name__
-    f = learn.opt_func
-    return getattr(getattr(f, 'func', f), '__name__', type(o).__name__)
-
+# %% ../nbs/01_fit.ipynb #917ff073
 def _check_cbs(cbs):
     "`cbs` as a list of fastai callbacks (instances or classes)"
     cs = [] if cbs is None else list(cbs) if isinstance(cbs, (list, tuple)) else [cbs]
@@ -279,7 +234,7 @@ def _check_scheds(learn, scheds, n_steps, step0=0):
     for k, s in scheds.items():
         if not callable(s): raise TypeError(f"scheds[{k!r}]={s!r} must be callable (a schedule of pct in [0, 1])")
         if not all(k in h for h in hs):
-            raise ValueError(f"scheds[{k!r}]: the optimizer ({_opt_name(learn)}) has no {k!r} hyper-parameter; it has {sorted(hs[0])}")
+            raise ValueError(f"scheds[{k!r}]: the optimizer ({opt_name(learn)}) has no {k!r} hyper-parameter; it has {sorted(hs[0])}")
         for i in steps:
             try: v = check_values(f"scheds[{k!r}]({i / n_steps:g})", s(i / n_steps), **_ranges.get(k, {}))
             except (TypeError, ValueError): raise
@@ -292,16 +247,16 @@ def _mom_sched(learn, name, given, sched, default_applies=True):
     if sched is None: return None
     hs = learn.opt.hypers
     if not all('mom' in h for h in hs):
-        if given is not None: raise ValueError(f"{name}={given!r}: the optimizer ({_opt_name(learn)}) has no momentum "
+        if given is not None: raise ValueError(f"{name}={given!r}: the optimizer ({opt_name(learn)}) has no momentum "
                                                f"hyper-parameter, so momentum cannot be scheduled; leave {name}=None")
         return None
     if given is None and default_applies and all(float(h['mom']) == 0 for h in hs):
-        warnings.warn(f"the optimizer ({_opt_name(learn)}) runs at momentum 0: ozcycle keeps it at 0 instead of applying "
+        warnings.warn(f"the optimizer ({opt_name(learn)}) runs at momentum 0: ozcycle keeps it at 0 instead of applying "
                       f"the default {name}; pass {name}=... to schedule momentum")
         return None
     return sched
 
-# %% ../nbs/01_fit.ipynb #715b0e7b
+# %% ../nbs/01_fit.ipynb #b880a0fe
 def _fit_planned(learn, kind, scheds, lr_max, n_epoch, start_epoch, wd, cbs, reset_opt, defaults_from=None):
     "Check `scheds` at every batch, then `learn.fit` under them from epoch `start_epoch`, recording the plan in `learn.fit_state`"
     nb = len(learn.dls.train)
@@ -312,7 +267,7 @@ def _fit_planned(learn, kind, scheds, lr_max, n_epoch, start_epoch, wd, cbs, res
     rec = _FitRecorder(dict(kind=kind, scheds=dict(scheds), lr_max=lr_max, start_epoch=start_epoch, defaults_from=defaults_from))
     try:
         with train_from(learn, start_epoch):
-            learn.fit(n_epoch, cbs=[_StepScheduler(dict(scheds)), rec] + cbs, wd=wd, reset_opt=False)
+            learn.fit(n_epoch, cbs=[StepScheduler(dict(scheds)), rec] + cbs, wd=wd, reset_opt=False)
     except BaseException:   # e.g. KeyboardInterrupt: fit_state stays at the previous fit, so a resume is exact
         _states[learn] = _Entry(before and before.state, learn, before and before.why)
         raise
@@ -332,7 +287,7 @@ def fit_schedule(self:Learner, n_epoch:int, # epochs of the whole fit, >= 1
     scheds = {k: as_sched(f) for k, f in scheds.items()}
     _fit_planned(self, 'schedule', scheds, _peak(scheds['lr']) if 'lr' in scheds else None, *args)
 
-# %% ../nbs/01_fit.ipynb #12a713d4
+# %% ../nbs/01_fit.ipynb #4d376cd2
 def _cycle_scheds(learn, lr_max, div, div_final, pct_start, moms):
     "fastai's one-cycle schedules for `learn` (`lr_max=None`: `learn.lr`; `moms=None`: `learn.moms`)"
     scheds = {'lr': one_cycle(_group_values('lr_max', learn.lr if lr_max is None else lr_max, _n_groups(learn)), div, div_final, pct_start)}
@@ -371,7 +326,7 @@ def set_fit_state(self:Learner, n_epoch:int, # epochs of that fit, >= 1
     self.fit_state = FitState.planned(_cycle_scheds(self, lr_max, **kw), n_epoch, n_batches, 'one_cycle', n_groups=_n_groups(self))
     return self.fit_state
 
-# %% ../nbs/01_fit.ipynb #3722e31c
+# %% ../nbs/01_fit.ipynb #1c2fb1a2
 strategies = ('refit', 'constant', 'decay')
 _not_defaults = ('self', 'n_epoch', 'wd', 'cbs', 'reset_opt', 'start_epoch', 'prev')
 
@@ -428,7 +383,7 @@ def continuation_scheds(strategy:str, # 'refit', 'constant' or 'decay'
     "The `{'lr': ..., 'mom': ...}` schedules (`'mom'` may be None) a continuation by `strategy` runs after `prev`"
     return _continuation(strategy, prev, None if not isinstance(prev, FitState) else prev.n_groups, kwargs)
 
-# %% ../nbs/01_fit.ipynb #6c701c8e
+# %% ../nbs/01_fit.ipynb #f8a532a8
 def _prev_state(learn, prev, start_epoch, strategy, lr_arg, lr):
     "`prev`, or `learn.fit_state`; resuming a continuation stopped early: the state that continuation's defaults came from"
     if prev is None:
@@ -513,7 +468,7 @@ def fit_continue(self:Learner, n_epoch:int, # epochs, >= 1
     check_keys(f"strategy {strategy!r}", kwargs, list(continuation_defaults(strategy)))
     getattr(self, f'fit_{strategy}')(n_epoch, wd=wd, cbs=cbs, reset_opt=reset_opt, start_epoch=start_epoch, prev=prev, **kwargs)
 
-# %% ../nbs/01_fit.ipynb #c0e404a8
+# %% ../nbs/01_fit.ipynb #fbba3a37
 def _after_load(learn, pth):
     fs, why = read_side(pth)
     if why: warnings.warn(f"learn.fit_state is unknown after learn.load({pth.stem!r}): {why}; pass the LR to the next continuation, {_hint}")
