@@ -1,6 +1,6 @@
 """One test per fastai internal that ozcycle.fastai_compat relies on: each fails naming the internal, the fastai version
 and what changed, so a fastai upgrade points at the one module to update (nbs/01a_fastai_compat.ipynb)."""
-import inspect
+import inspect, os
 
 import fastai
 import numpy as np
@@ -116,3 +116,32 @@ def test_learner_call_override():
          f"train_iter/pct_train are {a.train_iter}/{a.pct_train} (fastai) and {b.train_iter}/{b.pct_train} (lean)")
     need(all(torch.allclose(p, q) for p, q in zip(a.model.parameters(), b.model.parameters())), 'Learner.__call__',
          'the lean learner trains other weights than fastai\'s Learner')
+
+
+def test_recorder_attributes():
+    "read_recorder reads Recorder.lrs (training LRs, reset each fit), .hps (ParamScheduler's, set in after_fit) and .values"
+    from ozcycle.fastai_compat import read_recorder, recorder_changed, recorder_token
+    learn = synth()
+    learn.fit_one_cycle(2, 1e-2)
+    rec = learn.__dict__.get('recorder')
+    need(rec is not None, 'Learner.recorder', 'the default Recorder is no longer registered as learn.recorder')
+    d = rec.__dict__
+    need(isinstance(d.get('lrs'), list) and len(d['lrs']) == 20, 'Recorder.lrs', f"it holds {type(d.get('lrs'))} of {len(d.get('lrs') or [])} values, not 20 LRs")
+    need(isinstance(d.get('hps'), dict) and len(d['hps'].get('lr', [])) == 20 and len(d['hps'].get('mom', [])) == 20, 'Recorder.hps',
+         'ParamScheduler no longer leaves 20 recorded lr and mom values in learn.recorder.hps')
+    need([len(v) for v in d.get('values', [])] == [2, 2], 'Recorder.values', f"it is {d.get('values')}, not one row per epoch")
+    r = read_recorder(learn)
+    need(r['kind'] == 'one_cycle' and np.allclose(r['lr_max'], 1e-2), "fastai's one-cycle shape",
+         f"fit_one_cycle(2, 1e-2) is read as {r['kind']} with lr_max={r['lr_max']}")
+    t = recorder_token(learn); learn.validate()
+    need(not recorder_changed(learn, t), 'Recorder.before_fit', 'validate() now changes what the recorder holds about the last fit')
+
+
+def test_save_load_signatures(tmp_path):
+    "extend_save_load relies on Learner.save returning the .pth path, and load taking (file, device=None, **kwargs)"
+    from ozcycle.fastai_compat import _fastai_load, _fastai_save
+    learn = synth(path=tmp_path); learn.create_opt()
+    pth = _fastai_save(learn, 'w')
+    need(pth is not None and str(pth).endswith('w.pth') and os.path.exists(pth), 'Learner.save', f"it returned {pth!r}, not the written .pth path")
+    need(list(inspect.signature(_fastai_load).parameters)[:3] == ['self', 'file', 'device'], 'Learner.load', f"its signature is {inspect.signature(_fastai_load)}")
+    need(_fastai_load(learn, 'w') is learn, 'Learner.load', 'it no longer returns the learner')

@@ -397,3 +397,34 @@ def test_rebuilt_base_state_gives_the_same_continuation(strategy):
         for a in ('lr_last', 'mom_last', 'lr_max'): np.testing.assert_array_equal(getattr(st, a), getattr(rec, a))
         assert continuation_scheds(strategy, st) == continuation_scheds(strategy, rec)
     assert other.fit_state.n_trained == 0 and all(torch.equal(p, q) for p, q in zip(other.model.parameters(), make().model.parameters()))
+
+
+def test_plot_returns_a_closed_figure():
+    "fit_state.plot() displays once in a notebook: it returns its figure and removes it from pyplot's state"
+    import matplotlib.pyplot as plt
+    learn = make()
+    learn.fit_cycle(1, 1e-2)
+    n = len(plt.get_fignums())
+    fig = learn.fit_state.plot()
+    assert fig.axes and len(plt.get_fignums()) == n and fig.axes[0].get_title() == 'one_cycle: lr'
+
+
+@pytest.mark.parametrize("strategy", strategies)
+def test_continuation_defaults_are_the_signatures(strategy):
+    "continuation_defaults reads each method's signature: the two cannot disagree, and continuation_scheds uses them"
+    import inspect
+    sig = inspect.signature(getattr(Learner, f'fit_{strategy}')).parameters
+    d = continuation_defaults(strategy)
+    assert d == {k: p.default for k, p in sig.items() if k not in ('self', 'n_epoch', 'wd', 'cbs', 'reset_opt', 'start_epoch', 'prev')}
+    assert d['lr_div'] == 10.
+    base = FitState.planned({'lr': one_cycle(1e-2), 'mom': one_cycle_moms()}, 2, N_TRN, kind='one_cycle')
+    assert continuation_scheds(strategy, base) == continuation_scheds(strategy, base, **d)
+
+
+def test_importing_ozcycle_changes_no_fastai_default():
+    from fastcore.basics import defaults
+    assert not any(getattr(c, '__module__', '').startswith('ozcycle') for c in defaults.callbacks)
+    learn = make()
+    learn.fit_refit(1, lr_max=1e-2); learn.fit_one_cycle(1, 1e-2)
+    assert not any(type(cb).__module__.startswith('ozcycle') for cb in learn.cbs)
+    assert not any(k.startswith('_oz') or type(v).__module__.startswith('ozcycle') for k, v in learn.__dict__.items())
