@@ -428,3 +428,25 @@ def test_importing_ozcycle_changes_no_fastai_default():
     learn.fit_refit(1, lr_max=1e-2); learn.fit_one_cycle(1, 1e-2)
     assert not any(type(cb).__module__.startswith('ozcycle') for cb in learn.cbs)
     assert not any(k.startswith('_oz') or type(v).__module__.startswith('ozcycle') for k, v in learn.__dict__.items())
+
+
+def test_issue12_inputs_raise_before_training():
+    "The inputs of issue 12: each a TypeError/ValueError naming the argument, raised before any batch trains"
+    import math
+    learn = make()
+    learn.fit_cycle(1, 1e-2)
+    w, st = [p.detach().clone() for p in learn.model.parameters()], learn.fit_state
+    cases = [(lambda: learn.fit_schedule(1, {'lr': lambda p: -1e-3}), ValueError, r"scheds\['lr'\]\(0\)=-0.001 must be a finite learning rate >= 0"),
+             (lambda: learn.fit_schedule(1, {'lr': constant(1e-3), 'mom': lambda p: 1.5}), ValueError, r"scheds\['mom'\]\(0\)=1.5 must be a finite momentum in \[0, 1\)"),
+             (lambda: learn.fit_schedule(1, {'lr': lambda p: math.nan if p > 0.5 else 1e-3}), ValueError, r"scheds\['lr'\]\(0.6\)=nan"),
+             (lambda: learn.fit_constant(1, lr=1e-3, lr_div=0.5), ValueError, 'lr_div=0.5'),
+             (lambda: learn.fit_decay(1, lr_start=1e-3, lr_div=-1), ValueError, 'lr_div=-1'),
+             (lambda: learn.fit_refit(1, wd=1e12), ValueError, r'wd=1000000000000.0 must be a finite weight decay in \[0, 1\]'),
+             (lambda: learn.fit_cycle(1, 1e-2, wd=[0.1, 0.2]), ValueError, r'wd=\[0.1, 0.2\] has 2 values but the optimizer has 1 parameter groups'),
+             (lambda: learn.fit_schedule(1, {'lr': constant(1e-3)}, wd=1.5), ValueError, 'wd=1.5'),
+             (lambda: learn.fit_refit(1, cbs='x'), TypeError, "cbs='x'"),
+             (lambda: learn.fit_refit(1, reset_opt='yes'), TypeError, "reset_opt='yes'")]
+    for f, exc, msg in cases:
+        with pytest.raises(exc, match=msg): f()
+    assert all(torch.equal(a, b) for a, b in zip(w, learn.model.parameters())) and learn.fit_state is st
+    learn.fit_refit(1, wd=[0.1]); learn.fit_cycle(1, 1e-2, wd=slice(1e-2))   # one value per group, or fastai's slice
