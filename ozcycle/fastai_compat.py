@@ -14,12 +14,14 @@ from fastai.callback.schedule import ParamScheduler, _Annealer, sched_cos, sched
 from fastai.learner import Learner
 from fastai.optimizer import Optimizer, OptimWrapper, _BaseOptimizer, Adam
 from fastcore.xtras import join_path_file
-from .core import atomic_write
+from fastcore.basics import even_mults
+from .core import atomic_write, check_lr
 from .schedules import Sched, anneal, combine, one_cycle, one_cycle_moms
 
 # %% auto #0
-__all__ = ['LeanCallback', 'set_hyper', 'StepScheduler', 'opt_name', 'train_from', 'as_sched', 'one_cycle_args', 'recorder_token',
-           'recorder_changed', 'read_recorder', 'write_side', 'read_side', 'extend_save_load', 'lean_learner']
+__all__ = ['LeanCallback', 'set_hyper', 'StepScheduler', 'opt_name', 'group_values', 'train_from', 'as_sched', 'one_cycle_args',
+           'recorder_token', 'recorder_changed', 'read_recorder', 'write_side', 'read_side', 'extend_save_load',
+           'lean_learner']
 
 # %% ../nbs/01a_fastai_compat.ipynb #7df4aef3
 class LeanCallback(Callback):
@@ -55,7 +57,32 @@ def opt_name(learn): # a fastai `Learner` with an optimizer
     f = learn.opt_func
     return getattr(getattr(f, 'func', f), '__name__', type(o).__name__)
 
-# %% ../nbs/01a_fastai_compat.ipynb #b6728eb1
+# %% ../nbs/01a_fastai_compat.ipynb #cc36198b
+def _squeeze(v):
+    "A float when `v` holds one value, else a 1-d array (one value per group)"
+    a = np.atleast_1d(np.asarray(v, dtype=float)).reshape(-1)
+    return float(a[0]) if a.size == 1 else a.copy()
+
+def group_values(name:str, # the argument, for messages
+                 v, # a number, per-group array, or fastai slice
+                 n:int|None=None, # parameter groups; None: any number of values, a slice spreads over 1
+                 check=check_lr): # the check each value must pass, e.g. `ozcycle.core.check_lr`
+    "`v` (number, per-group array or fastai `slice`) as a float or one value per group (of `n`; None: any), each passing `check`"
+    if isinstance(v, slice):
+        if v.stop is None or v.step is not None: raise ValueError(f"{name}={v!r} must be slice(hi) or slice(lo, hi)")
+        lo, hi = (None if v.start is None else check(name, v.start)), check(name, v.stop)
+        if np.ndim(lo) or np.ndim(hi): raise TypeError(f"{name}={v!r}: a slice takes two numbers")
+        if (n or 1) == 1 and lo and lo != hi:
+            raise ValueError(f"{name}={v!r} spreads values from {lo} to {hi} over parameter groups, but the model has 1 "
+                             f"parameter group: pass {name} as a number, or give the Learner a splitter")
+        n = n or 1
+        return _squeeze(even_mults(lo, hi, n) if lo else [hi / 10] * (n - 1) + [hi])
+    a = check(name, v)
+    if n is not None and np.size(a) not in (1, n):
+        raise ValueError(f"{name}={v!r} has {np.size(a)} values but the optimizer has {n} parameter groups")
+    return _squeeze(a)
+
+# %% ../nbs/01a_fastai_compat.ipynb #5429c34d
 class _LoopFrom:
     "Replacement for `Learner._do_fit` that trains epochs `start_epoch` to `n_epoch-1` only"
     def __init__(self, learn, start_epoch): self.learn, self.start_epoch = learn, start_epoch
@@ -77,13 +104,8 @@ def train_from(learn, # a fastai `Learner`
     try: yield
     finally: learn.__dict__.pop('_do_fit', None)
 
-# %% ../nbs/01a_fastai_compat.ipynb #ba47df90
+# %% ../nbs/01a_fastai_compat.ipynb #4f29bcae
 _fastai_kinds = {sched_cos: 'cos', sched_lin: 'linear', sched_no: 'no', sched_exp: 'exp'}
-
-def _squeeze(v):
-    "A float when `v` holds one value, else a 1-d array (one value per group)"
-    a = np.atleast_1d(np.asarray(v, dtype=float)).reshape(-1)
-    return float(a[0]) if a.size == 1 else a.copy()
 
 def as_sched(f): # a schedule: ozcycle's, fastai's annealer or `combine_scheds`, or any callable of pct
     "`f` as an `ozcycle.schedules` object when it is one of fastai's annealers or `combine_scheds`, else `f`"
@@ -97,7 +119,7 @@ def as_sched(f): # a schedule: ozcycle's, fastai's annealer or `combine_scheds`,
         if all(isinstance(s, Sched) for s in subs): return combine(np.diff(cum) / cum[-1], subs)
     return f
 
-# %% ../nbs/01a_fastai_compat.ipynb #fec2b03d
+# %% ../nbs/01a_fastai_compat.ipynb #f85bcb1e
 def _design(p, ps):
     "Columns (start, peak, end) of fastai's cosine one-cycle with warm-up fraction `ps`, at pct `p`; and the warm-up mask"
     a = p < ps
@@ -143,7 +165,7 @@ def one_cycle_args(step0, n_steps, lr, mom=None, tol=1e-5):
         if np.abs(A @ xm - m).max() < 1e-5 and np.all((0 <= xm) & (xm < 1)): out['moms'] = tuple(float(v) for v in xm)
     return out
 
-# %% ../nbs/01a_fastai_compat.ipynb #4f8347cd
+# %% ../nbs/01a_fastai_compat.ipynb #7b4a393e
 _skip_msg = ("fastai's start_epoch (SkipToEpoch) still runs after_epoch for the skipped epochs: Recorder gets empty rows, "
              "trackers crash and SaveModelCallback(every_epoch=True) overwrites their checkpoints. For an exact resume use "
              "learn.fit_cycle (fastai's one-cycle) or another ozcycle fit.")
@@ -200,7 +222,7 @@ def read_recorder(learn, # a fastai `Learner`
                 inferred=(f"rebuilt from fastai's learn.recorder (ozcycle did not record the last fit): {how}; per-group values "
                           f"scaled as the optimizer's last LRs; lr_last and mom_last from learn.opt"))
 
-# %% ../nbs/01a_fastai_compat.ipynb #72e0494d
+# %% ../nbs/01a_fastai_compat.ipynb #f02c9640
 _fastai_save = getattr(Learner.save, '__wrapped__', Learner.save)   # fastai's own, also when ozcycle is re-imported
 _fastai_load = getattr(Learner.load, '__wrapped__', Learner.load)
 
@@ -240,7 +262,7 @@ def extend_save_load(after_save, # called as after_save(learn, pth) once fastai 
         return res
     Learner.save, Learner.load = save, load
 
-# %% ../nbs/01a_fastai_compat.ipynb #6493939b
+# %% ../nbs/01a_fastai_compat.ipynb #c3f6f679
 class _LeanTrainEval(LeanCallback, TrainEvalCallback):
     "fastai's `TrainEvalCallback` as a `LeanCallback`, counting batches through `self.learn` directly"
     @property

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import matplotlib.pyplot as plt
-from fastcore.basics import patch, even_mults
+from fastcore.basics import patch
 from fastcore.meta import delegates
 from fastai.callback.core import Callback
 from fastai.learner import Learner
@@ -17,7 +17,7 @@ from .core import check_int, check_values, check_lr, check_mom, check_div, check
 from .schedules import (Sched, Anneal, Combine, one_cycle, one_cycle_moms, constant, decay_only, decay_only_moms,
                                sched_values, last_value)
 from .fastai_compat import (LeanCallback, set_hyper, train_from, as_sched, read_recorder, recorder_token, recorder_changed,
-                                   extend_save_load, write_side, read_side, StepScheduler, opt_name, _squeeze)
+                                   extend_save_load, write_side, read_side, StepScheduler, opt_name, group_values, _squeeze)
 _all_ = ['LeanCallback', 'as_sched']
 
 # %% auto #0
@@ -31,22 +31,6 @@ def _arr(v, n=None):
     return a
 
 def _n_groups(learn): return len(learn.opt.hypers)
-
-def _group_values(name, v, n=None, check=check_lr):
-    "`v` (number, per-group array or fastai `slice`) as a float or one value per group (of `n`; None: any), each passing `check`"
-    if isinstance(v, slice):
-        if v.stop is None or v.step is not None: raise ValueError(f"{name}={v!r} must be slice(hi) or slice(lo, hi)")
-        lo, hi = (None if v.start is None else check(name, v.start)), check(name, v.stop)
-        if np.ndim(lo) or np.ndim(hi): raise TypeError(f"{name}={v!r}: a slice takes two numbers")
-        if (n or 1) == 1 and lo and lo != hi:
-            raise ValueError(f"{name}={v!r} spreads values from {lo} to {hi} over parameter groups, but the model has 1 "
-                             f"parameter group: pass {name} as a number, or give the Learner a splitter")
-        n = n or 1
-        return _squeeze(even_mults(lo, hi, n) if lo else [hi / 10] * (n - 1) + [hi])
-    a = check(name, v)
-    if n is not None and np.size(a) not in (1, n):
-        raise ValueError(f"{name}={v!r} has {np.size(a)} values but the optimizer has {n} parameter groups")
-    return _squeeze(a)
 
 def _wd(name, v): return check_values(name, v, 0, 1, what='a weight decay')
 
@@ -220,7 +204,7 @@ def _check_fit(learn, n_epoch, wd, cbs, reset_opt, start_epoch):
     n_epoch = check_int('n_epoch', n_epoch, 1)
     start_epoch = check_int('start_epoch', start_epoch, 0, n_epoch)
     if not isinstance(reset_opt, (bool, np.bool_)): raise TypeError(f"reset_opt={reset_opt!r} must be True or False")
-    wd = None if wd is None else _group_values('wd', wd, _n_groups(learn), _wd)
+    wd = None if wd is None else group_values('wd', wd, _n_groups(learn), _wd)
     return n_epoch, start_epoch, wd, _check_cbs(cbs), bool(reset_opt)
 
 _ranges = {'lr': dict(lo=0, what='a learning rate'), 'mom': dict(lo=0, hi=1, hi_open=True, what='a momentum'),
@@ -290,7 +274,7 @@ def fit_schedule(self:Learner, n_epoch:int, # epochs of the whole fit, >= 1
 # %% ../nbs/01_fit.ipynb #4d376cd2
 def _cycle_scheds(learn, lr_max, div, div_final, pct_start, moms):
     "fastai's one-cycle schedules for `learn` (`lr_max=None`: `learn.lr`; `moms=None`: `learn.moms`)"
-    scheds = {'lr': one_cycle(_group_values('lr_max', learn.lr if lr_max is None else lr_max, _n_groups(learn)), div, div_final, pct_start)}
+    scheds = {'lr': one_cycle(group_values('lr_max', learn.lr if lr_max is None else lr_max, _n_groups(learn)), div, div_final, pct_start)}
     mom = _mom_sched(learn, 'moms', moms, one_cycle_moms(learn.moms if moms is None else moms, pct_start))
     return scheds if mom is None else {**scheds, 'mom': mom}
 
@@ -344,7 +328,7 @@ def _level(strategy, prev, name, v, lr_div, n):
         if v != 'last': raise ValueError(f"{name}={v!r}: the only word allowed is 'last' (the previous fit's last LR)")
         if prev is None: raise ValueError(f"{name}='last' needs a previous fit, and there is none: pass {name}=<an LR>")
         return _squeeze(prev.lr_last)
-    if v is not None: return _group_values(name, v, n)
+    if v is not None: return group_values(name, v, n)
     if prev is None:
         raise ValueError(f"{strategy} needs {name}: there is no previous fit to continue from (learn.fit_state is None); "
                          f"pass {name}=<an LR>, e.g. {name}=1e-3, {_hint}")
@@ -364,7 +348,7 @@ def _refit(prev, n, lr_max, lr_div, div, div_final, pct_start, moms):
 def _constant(prev, n, lr, mom, lr_div):
     lr = _level('constant', prev, 'lr', lr, lr_div, n)
     if mom is None and prev is not None and prev.mom_last is not None: mom = _squeeze(prev.mom_last)
-    return {'lr': constant(lr), 'mom': None if mom is None else constant(_group_values('mom', mom, n, check_mom))}
+    return {'lr': constant(lr), 'mom': None if mom is None else constant(group_values('mom', mom, n, check_mom))}
 
 def _decay(prev, n, lr_start, div_final, kind, moms, lr_div):
     lr = _level('decay', prev, 'lr_start', lr_start, lr_div, n)

@@ -145,3 +145,14 @@ def test_save_load_signatures(tmp_path):
     need(pth is not None and str(pth).endswith('w.pth') and os.path.exists(pth), 'Learner.save', f"it returned {pth!r}, not the written .pth path")
     need(list(inspect.signature(_fastai_load).parameters)[:3] == ['self', 'file', 'device'], 'Learner.load', f"its signature is {inspect.signature(_fastai_load)}")
     need(_fastai_load(learn, 'w') is learn, 'Learner.load', 'it no longer returns the learner')
+
+
+def test_slice_rule_matches_fastai():
+    "group_values spreads a value over parameter groups exactly as fastai's Optimizer.set_hyper does"
+    from ozcycle.fastai_compat import group_values
+    learn = synth(splitter=lambda m: [[m.a], [m.b]]); learn.create_opt()
+    for v in (slice(1e-4, 1e-2), slice(1e-2), 3e-3, [1e-3, 2e-3]):
+        learn.opt.set_hyper('lr', v)
+        fastai_rule = [h['lr'] for h in learn.opt.hypers]
+        need(np.allclose(np.broadcast_to(group_values('lr', v, 2), 2), fastai_rule), 'Optimizer.set_hyper',
+             f"it spreads {v!r} over 2 groups as {fastai_rule}, not as ozcycle's group_values")
