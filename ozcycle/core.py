@@ -13,10 +13,12 @@ __all__ = ['check_int', 'check_real', 'as_value', 'check_values', 'check_lr', 'c
            'check_keys', 'atomic_write', 'remove_stale_temps']
 
 # %% ../nbs/00a_core.ipynb #f725eccf
+def _n(x): return str(x) if isinstance(x, numbers.Integral) else f'{x:g}'
+
 def _range_text(lo, hi, lo_open=False, hi_open=False):
-    if lo is not None and hi is not None: return f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
-    if lo is not None: return f"{'>' if lo_open else '>='} {lo:g}"
-    if hi is not None: return f"{'<' if hi_open else '<='} {hi:g}"
+    if lo is not None and hi is not None: return f"in {'(' if lo_open else '['}{_n(lo)}, {_n(hi)}{')' if hi_open else ']'}"
+    if lo is not None: return f"{'>' if lo_open else '>='} {_n(lo)}"
+    if hi is not None: return f"{'<' if hi_open else '<='} {_n(hi)}"
     return 'finite'
 
 def _desc(what, finite=True): return 'a finite ' + what[2:] if finite and what.startswith('a ') else what
@@ -47,7 +49,8 @@ def check_real(name:str, # the argument's name
     "`v` as a float: `TypeError` unless it is a real number (not a bool or string), `ValueError` if NaN, infinite (unless allowed) or out of range"
     rng = _range_text(lo, hi, lo_open, hi_open)
     if _is_bool(v) or not isinstance(v, numbers.Real): raise TypeError(f"{name}={v!r} must be {what} {rng}")
-    x = float(v)
+    try: x = float(v)
+    except OverflowError: raise ValueError(f"{name}={v!r} must be {_desc(what, finite)} {rng}") from None
     bad = math.isnan(x) or (finite and math.isinf(x))
     if lo is not None: bad = bad or (x <= lo if lo_open else x < lo)
     if hi is not None: bad = bad or (x >= hi if hi_open else x > hi)
@@ -101,8 +104,7 @@ def check_pct(name:str, v) -> float: # a fraction of the fit, such as `pct_start
 
 def check_kind(name:str, v, kinds): # `kinds`: the allowed values
     "`v` if it is one of `kinds`, else `ValueError` listing them"
-    try: ok = v in kinds
-    except TypeError: ok = False
+    ok = isinstance(v, (str, numbers.Number, type(None))) and v in kinds   # an array would compare element-wise
     if not ok: raise ValueError(f"{name}={v!r} must be one of {', '.join(map(repr, kinds))}")
     return v
 

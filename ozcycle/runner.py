@@ -18,7 +18,8 @@ from fastai.callback.core import Callback, CancelFitException, TrainEvalCallback
 from fastai.torch_core import find_bs, default_device
 from fastprogress.fastprogress import master_bar, progress_bar
 from .schedules import one_cycle, one_cycle_moms
-from .fit import FitState, LeanCallback, continuation_scheds, continuation_defaults, strategies
+from .fit import FitState, continuation_scheds, continuation_defaults, strategies
+from .fastai_compat import LeanCallback, lean_learner
 from .core import check_real
 from .data import DATASETS, default_dataset, get_data, make_model
 from .store import save_json, save_csv, save_checkpoint, load_checkpoint, rng_state, set_rng_state, seed_everything, code_version, run_key, _RunLock, _jsonable
@@ -26,8 +27,8 @@ from .stats import HIGHER_IS_BETTER, final_metrics, compare, summarize, Verdict,
 
 # %% auto #0
 __all__ = ['CONTROLS', 'ONE_CYCLE_KEYS', 'LR_MAX', 'QUICK_DESIGN', 'QUICK_DATA', 'SMALL_DATASETS', 'COLUMNS', 'check_arms',
-           'run_spec', 'DivergenceWarning', 'RunLog', 'hardware', 'make_config', 'design', 'lean_learner',
-           'run_experiment', 'Results', 'load_results']
+           'run_spec', 'DivergenceWarning', 'RunLog', 'hardware', 'make_config', 'design', 'run_experiment', 'Results',
+           'load_results']
 
 # %% ../nbs/07_runner.ipynb #88b2d08c
 CONTROLS = ('base', 'long')
@@ -271,32 +272,6 @@ class _Bars:
     def finish(self):
         self.done += 1
         if self.mb is not None: self.mb.update(self.done)
-
-class _LeanTrainEval(LeanCallback, TrainEvalCallback):
-    "fastai's `TrainEvalCallback` as a `LeanCallback`, counting batches through `self.learn` directly"
-    @property
-    def name(self): return 'train_eval'  # fastai's: `learn.train_eval`
-    def after_batch(self):
-        lrn = self.learn
-        lrn.pct_train += 1./(lrn.n_iter*lrn.n_epoch)
-        lrn.train_iter += 1
-
-def _order(cb): return getattr(cb, 'order', 0)
-
-class _LeanLearner(Learner):
-    "fastai's `Learner`, sending one event to its callbacks in fastai's order without building fastcore `L`s each time"
-    def __call__(self, event_name):
-        if not isinstance(event_name, str): return super().__call__(event_name)
-        if not hasattr(event, event_name): raise Exception(f'missing {event_name}')
-        for cb in sorted(self.cbs, key=_order): cb(event_name)
-
-def lean_learner(dls, # the data, e.g. `ozcycle.data.get_data(...)`
-                 model, # a classifier returning logits
-                 wd:float|None=None, # weight decay; None: fastai's Adam default (0.01)
-                 moms=(0.95, 0.85, 0.95)): # one-cycle momentums
-    "The `Learner` every run trains: fastai's Adam and cross-entropy, with only the callbacks a run needs"
-    return _LeanLearner(dls, model, loss_func=nn.CrossEntropyLoss(), opt_func=Adam, wd=wd, moms=tuple(moms),
-                        default_cbs=False, cbs=[_LeanTrainEval()])
 
 class _Runner:
     "Trains the runs of one configuration into the shared store `out/_runs` (internal; use `run_experiment`)"

@@ -314,6 +314,3 @@ def chain(n_epochs, # epochs of each fit, each finite and > 0
     n = _numbers('n_epochs', _seq('n_epochs', n_epochs), 'an epoch count', lo_open=True)
     n = n / n.max()                 # the fractions, without overflowing the sum of huge counts
     return _made(combine(n / n.sum(), scheds), 'chain', _seq('n_epochs', n_epochs), _seq('scheds', scheds))
-
-# %% ../nbs/00_schedules.ipynb #ea0cc5ca
-_check_lr, _check_mom, _check_div = check_lr, check_mom, check_div   # old names `ozcycle.fit` imports; remove once it imports ozcycle.core's

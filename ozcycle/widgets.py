@@ -378,6 +378,6 @@ def explore_learner(learn, # a fastai `Learner` after a fit (ozcycle.fit records
                     **settings) -> ScheduleExplorer: # continuation settings to start with: strategy, n_epoch_cont, lr_div, ...
     "The schedule explorer started from what `learn`'s last fit actually used, with the continuations overlaid"
     prev = getattr(learn, 'fit_state', None)
-    if prev is None: raise ValueError("learn has no fit_state: fit it first (with ozcycle.fit imported, every fit records one)")
+    if prev is None: raise ValueError("learn has no fit_state: fit it first (fit it first (any fastai or ozcycle fit))")
     _check_prev(prev, group)
     return ScheduleExplorer(prev, group, **{**learner_settings(prev, group), **settings})

@@ -235,10 +235,11 @@ def test_resume_with_trackers_csvlogger_and_progress_bar(tmp_path, capsys):
 
 def test_fastai_start_epoch_is_flagged(tmp_path):
     learn = make(path=tmp_path)
-    with pytest.warns(UserWarning, match='SkipToEpoch'):
-        learn.fit_one_cycle(3, 1e-2, start_epoch=1)
+    learn.fit_one_cycle(3, 1e-2, start_epoch=1)
     assert [len(v) for v in learn.recorder.values] == [0, 2, 2]   # fastai's empty row for the skipped epoch
-    assert learn.fit_state.start_epoch == 1 and learn.fit_state.n_trained == 2 * N_TRN
+    with pytest.warns(UserWarning, match='SkipToEpoch'):          # said when fit_state is rebuilt from the recorder
+        st = learn.fit_state
+    assert st.start_epoch == 1 and st.n_trained == 2 * N_TRN
 
 
 def test_slice_per_group_ratio_and_one_group_error():
@@ -328,7 +329,8 @@ def test_fastai_fits_leave_fit_state(tmp_path):
     assert learn.fit_state.lr_max[0] == pytest.approx(3e-3)   # plain fit carries the cycle's peak
     st = learn.fit_state
     learn.lr_find(num_it=10, show_plot=False)
-    assert learn.fit_state is st                               # the LR finder leaves it alone
+    after = learn.fit_state                                    # the LR finder leaves it alone (its save/load pickles a copy)
+    assert (after.kind, after.n_trained, after.lr_last, after.lr_max) == (st.kind, st.n_trained, st.lr_last, st.lr_max)
     learn.fit_one_cycle(1, 1e-2)
     st2 = pickle.loads(pickle.dumps(learn.fit_state))
     assert st2.scheds['lr'] == one_cycle(1e-2) and st2.kind == 'one_cycle'
@@ -395,3 +397,56 @@ def test_rebuilt_base_state_gives_the_same_continuation(strategy):
         for a in ('lr_last', 'mom_last', 'lr_max'): np.testing.assert_array_equal(getattr(st, a), getattr(rec, a))
         assert continuation_scheds(strategy, st) == continuation_scheds(strategy, rec)
     assert other.fit_state.n_trained == 0 and all(torch.equal(p, q) for p, q in zip(other.model.parameters(), make().model.parameters()))
+
+
+def test_plot_returns_a_closed_figure():
+    "fit_state.plot() displays once in a notebook: it returns its figure and removes it from pyplot's state"
+    import matplotlib.pyplot as plt
+    learn = make()
+    learn.fit_cycle(1, 1e-2)
+    n = len(plt.get_fignums())
+    fig = learn.fit_state.plot()
+    assert fig.axes and len(plt.get_fignums()) == n and fig.axes[0].get_title() == 'one_cycle: lr'
+
+
+@pytest.mark.parametrize("strategy", strategies)
+def test_continuation_defaults_are_the_signatures(strategy):
+    "continuation_defaults reads each method's signature: the two cannot disagree, and continuation_scheds uses them"
+    import inspect
+    sig = inspect.signature(getattr(Learner, f'fit_{strategy}')).parameters
+    d = continuation_defaults(strategy)
+    assert d == {k: p.default for k, p in sig.items() if k not in ('self', 'n_epoch', 'wd', 'cbs', 'reset_opt', 'start_epoch', 'prev')}
+    assert d['lr_div'] == 10.
+    base = FitState.planned({'lr': one_cycle(1e-2), 'mom': one_cycle_moms()}, 2, N_TRN, kind='one_cycle')
+    assert continuation_scheds(strategy, base) == continuation_scheds(strategy, base, **d)
+
+
+def test_importing_ozcycle_changes_no_fastai_default():
+    from fastcore.basics import defaults
+    assert not any(getattr(c, '__module__', '').startswith('ozcycle') for c in defaults.callbacks)
+    learn = make()
+    learn.fit_refit(1, lr_max=1e-2); learn.fit_one_cycle(1, 1e-2)
+    assert not any(type(cb).__module__.startswith('ozcycle') for cb in learn.cbs)
+    assert not any(k.startswith('_oz') or type(v).__module__.startswith('ozcycle') for k, v in learn.__dict__.items())
+
+
+def test_issue12_inputs_raise_before_training():
+    "The inputs of issue 12: each a TypeError/ValueError naming the argument, raised before any batch trains"
+    import math
+    learn = make()
+    learn.fit_cycle(1, 1e-2)
+    w, st = [p.detach().clone() for p in learn.model.parameters()], learn.fit_state
+    cases = [(lambda: learn.fit_schedule(1, {'lr': lambda p: -1e-3}), ValueError, r"scheds\['lr'\]\(0\)=-0.001 must be a finite learning rate >= 0"),
+             (lambda: learn.fit_schedule(1, {'lr': constant(1e-3), 'mom': lambda p: 1.5}), ValueError, r"scheds\['mom'\]\(0\)=1.5 must be a finite momentum in \[0, 1\)"),
+             (lambda: learn.fit_schedule(1, {'lr': lambda p: math.nan if p > 0.5 else 1e-3}), ValueError, r"scheds\['lr'\]\(0.6\)=nan"),
+             (lambda: learn.fit_constant(1, lr=1e-3, lr_div=0.5), ValueError, 'lr_div=0.5'),
+             (lambda: learn.fit_decay(1, lr_start=1e-3, lr_div=-1), ValueError, 'lr_div=-1'),
+             (lambda: learn.fit_refit(1, wd=1e12), ValueError, r'wd=1000000000000.0 must be a finite weight decay in \[0, 1\]'),
+             (lambda: learn.fit_cycle(1, 1e-2, wd=[0.1, 0.2]), ValueError, r'wd=\[0.1, 0.2\] has 2 values but the optimizer has 1 parameter groups'),
+             (lambda: learn.fit_schedule(1, {'lr': constant(1e-3)}, wd=1.5), ValueError, 'wd=1.5'),
+             (lambda: learn.fit_refit(1, cbs='x'), TypeError, "cbs='x'"),
+             (lambda: learn.fit_refit(1, reset_opt='yes'), TypeError, "reset_opt='yes'")]
+    for f, exc, msg in cases:
+        with pytest.raises(exc, match=msg): f()
+    assert all(torch.equal(a, b) for a, b in zip(w, learn.model.parameters())) and learn.fit_state is st
+    learn.fit_refit(1, wd=[0.1]); learn.fit_cycle(1, 1e-2, wd=slice(1e-2))   # one value per group, or fastai's slice
