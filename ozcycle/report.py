@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np, pandas as pd
 import matplotlib.pyplot as plt
-from .stats import HIGHER_IS_BETTER, compare, final_metrics, t_interval, claim, shape_claim
+from .stats import HIGHER_IS_BETTER, compare, final_metrics, t_interval, claim, shape_claim, quick_text
 from .runner import load_results, design
 
 # %% auto #0
@@ -227,12 +227,7 @@ def _quick_lines(results, names):
     "A warning when any experiment ran in quick mode: its seeds and data, a smoke test"
     q = {n: c for n, c in _configs(results, names).items() if c.get('quick')}
     if not q: return []
-    def size(c):
-        kw = c.get('data_kw') or {}
-        return (f"a {kw['n_train']:,}/{kw['n_valid']:,}-example (train/valid) slice of {c['dataset']}" if {'n_train', 'n_valid'} <= set(kw)
-                else f"{c['dataset']} ({', '.join(f'{k}={v}' for k, v in kw.items())})")
-    return ['', "**Quick mode**: " + '; '.join(f"`{n}` {len(c['seeds'])} seed{'s' * (len(c['seeds']) != 1)} and {c['e0']}+{c['e1']} "
-                                               f"epochs on {size(c)}" for n, c in q.items()) + ": a smoke test, not evidence."]
+    return ['', "**Quick mode**: " + '; '.join(f"`{n}` {quick_text(c)}" for n, c in q.items()) + ": a smoke test, not evidence."]
 
 def write_summary(out, # the reports folder: executed notebooks are read from it, summary.md is written to it
                   results, # the results folder the notebooks wrote

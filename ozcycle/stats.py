@@ -9,12 +9,17 @@ import numpy as np, pandas as pd, scipy.stats
 import matplotlib.pyplot as plt
 
 # %% auto #0
-__all__ = ['HIGHER_IS_BETTER', 'SHAPE_COLUMNS', 't_interval', 'final_metrics', 'compare', 'summarize', 'Verdict', 'verdict',
-           'Claim', 'claim', 'cycle_shape', 'shape_summary', 'shape_claim', 'plot_curves', 'plot_final',
-           'plot_schedules', 'plot_lengths', 'plot_shape']
+__all__ = ['HIGHER_IS_BETTER', 'BOUNDS', 'SHAPE_COLUMNS', 't_interval', 'final_metrics', 'compare', 'summarize', 'Verdict',
+           'quick_text', 'verdict', 'Claim', 'claim', 'cycle_shape', 'shape_summary', 'shape_claim', 'plot_curves',
+           'plot_final', 'plot_schedules', 'plot_lengths', 'plot_shape']
 
 # %% ../nbs/06_stats.ipynb #19b10cdd
 HIGHER_IS_BETTER = {'accuracy': True, 'valid_loss': False, 'train_loss': False}
+BOUNDS = {'accuracy': (0., 1.)}   # a metric's possible range: its intervals are clipped to it (differences: to +-the range's width)
+
+def _diff_bounds(metric):
+    b = BOUNDS.get(metric)
+    return None if b is None else (b[0] - b[1], b[1] - b[0])
 
 def _check_conf(conf):
     if isinstance(conf, bool) or not isinstance(conf, numbers.Real) or not 0 < conf < 1:
@@ -22,7 +27,8 @@ def _check_conf(conf):
     return float(conf)
 
 def t_interval(x, # sample values (non-finite ones are dropped)
-               conf:float=0.95): # confidence level, in (0, 1)
+               conf:float=0.95, # confidence level, in (0, 1)
+               bounds:tuple|None=None): # (lo, hi) the quantity cannot leave, e.g. (0, 1) for an accuracy: the interval is clipped to it
     "Mean, standard deviation, n and the `conf` Student-t interval (lo, hi) of the mean of `x`; NaN interval when n < 2"
     conf = _check_conf(conf)
     x = np.asarray(x, dtype=float); x = x[np.isfinite(x)]
@@ -31,7 +37,9 @@ def t_interval(x, # sample values (non-finite ones are dropped)
     m = float(x.mean())
     if n < 2: return dict(mean=m, std=math.nan, n=1, lo=math.nan, hi=math.nan)
     s = float(x.std(ddof=1)); h = float(scipy.stats.t.ppf((1 + conf) / 2, n - 1)) * s / math.sqrt(n)
-    return dict(mean=m, std=s, n=n, lo=m - h, hi=m + h)
+    lo, hi = m - h, m + h
+    if bounds is not None: lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return dict(mean=m, std=s, n=n, lo=lo, hi=hi)
 
 def final_metrics(df:pd.DataFrame) -> pd.DataFrame: # results table
     "The last row of every (arm, seed) run, arms in the table's order"
@@ -53,7 +61,7 @@ def compare(df:pd.DataFrame, # results table
     for arm in (a, b):
         if arm not in set(fin['arm']): raise ValueError(f"arm {arm!r} is not in the results; arms: {', '.join(dict.fromkeys(fin['arm']))}")
     p = fin.pivot(index='seed', columns='arm', values=metric)[[a, b]].dropna()
-    t = t_interval(p[a] - p[b], conf)
+    t = t_interval(p[a] - p[b], conf, _diff_bounds(metric))
     resolved = t['n'] >= 2 and (t['lo'] > 0 or t['hi'] < 0)
     better = (a if (t['mean'] > 0) == HIGHER_IS_BETTER[metric] else b) if resolved else None
     return dict(a=a, b=b, metric=metric, n=t['n'], diff=t['mean'], std=t['std'], lo=t['lo'], hi=t['hi'], conf=conf,
@@ -71,7 +79,7 @@ def summarize(df:pd.DataFrame, # results table
         r = {'arm': arm, 'strategy': g['strategy'].iloc[0], 'epochs': int(g['epoch'].max()),
              'n': int((~g['diverged']).sum()), 'n_diverged': int(g['diverged'].sum())}
         for m in metrics:
-            t = t_interval(g[m], conf)
+            t = t_interval(g[m], conf, BOUNDS.get(m))
             r.update({f'{m}_mean': t['mean'], f'{m}_std': t['std'], f'{m}_lo': t['lo'], f'{m}_hi': t['hi']})
             c = compare(df, arm, control, m, conf) if control is not None and arm != control else {}
             r.update({f'{m}_diff': c.get('diff', math.nan), f'{m}_diff_lo': c.get('lo', math.nan), f'{m}_diff_hi': c.get('hi', math.nan)})
@@ -86,6 +94,7 @@ def _fmt(metric, v, diff=False):
     return f"{v:+.4f}" if diff else f"{v:.4f}"
 
 def _fmt_ci(metric, lo, hi, conf, diff=False):
+    "The one way an interval is written: accuracy in % (pp for differences), losses and other measures to 4 decimals"
     if not (math.isfinite(lo) and math.isfinite(hi)): return 'no interval: one seed'
     if metric == 'accuracy': return f"{100*conf:.0f}% CI {100*lo:+.2f} to {100*hi:+.2f} pp" if diff else f"{100*conf:.0f}% CI {_pct(lo)} to {_pct(hi)}"
     return f"{100*conf:.0f}% CI {lo:+.4f} to {hi:+.4f}" if diff else f"{100*conf:.0f}% CI {lo:.4f} to {hi:.4f}"
@@ -105,14 +114,21 @@ def _pair_line(c, metric, n_seeds):
     if c['resolved']: return txt + f"resolved (the interval excludes 0): `{c['better']}` is better."
     return txt + f"not resolved (the interval includes 0): with {n_seeds} seed{'s' * (n_seeds != 1)} this experiment cannot tell `{a}` and `{b}` apart."
 
-def _quick_note(config, n_seeds):
-    "The footer's warning for a quick-mode (smoke) run: its seeds and data slice; '' for a full run"
+def quick_text(config:dict, # an experiment's configuration (config.json)
+               n_seeds:int|None=None, # seeds to report; default those of the configuration
+              ) -> str: # e.g. '1 seed and 2+2 epochs on a 1,000/500-example (train/valid) slice of mnist1d'; '' for a full run
+    "What a quick-mode (smoke) run trained: its seeds, epochs and data slice; the one text the verdicts and summary.md use"
     if not config.get('quick'): return ''
-    kw = config.get('data_kw') or {}
-    size = (f"a {kw['n_train']:,}/{kw['n_valid']:,}-example (train/valid) slice of {config.get('dataset')}" if {'n_train', 'n_valid'} <= set(kw)
-            else f"{config.get('dataset')} ({', '.join(f'{k}={v}' for k, v in kw.items())})" if kw else f"{config.get('dataset')} (small data)")
-    return (f"\n\n**Quick mode**: {n_seeds} seed{'s' * (n_seeds != 1)} and {config.get('e0')}+{config.get('e1')} epochs on {size}: "
-            "a smoke test, not evidence.")
+    n = len(config.get('seeds', [])) if n_seeds is None else n_seeds
+    kw, ds = config.get('data_kw') or {}, config.get('dataset')
+    size = (f"a {kw['n_train']:,}/{kw['n_valid']:,}-example (train/valid) slice of {ds}" if {'n_train', 'n_valid'} <= set(kw)
+            else f"{ds} ({', '.join(f'{k}={v}' for k, v in kw.items())})" if kw else f"{ds} (small data)")
+    return f"{n} seed{'s' * (n != 1)} and {config.get('e0')}+{config.get('e1')} epochs on {size}"
+
+def _quick_note(config, n_seeds):
+    "The footer's warning for a quick-mode (smoke) run; '' for a full run"
+    q = quick_text(config, n_seeds)
+    return f"\n\n**Quick mode**: {q}: a smoke test, not evidence." if q else ''
 
 def verdict(df:pd.DataFrame, # results table
             config:dict, # the experiment's configuration (`Results.config`, config.json)
@@ -141,13 +157,18 @@ def verdict(df:pd.DataFrame, # results table
     ref = win if control is None else control
     comps = [compare(df, a, ref, metric, conf) if control is not None else compare(df, ref, a, metric, conf) for a in cands if a != ref]
     if control is None and comps:
-        unresolved = [c['b'] for c in comps if not c['resolved'] and c['n'] > 0]
-        lines.append(f"`{win}` is better than every other arm, each difference resolved." if not unresolved else
-                     f"Not a clear win: this experiment cannot tell `{win}` apart from {', '.join(f'`{a}`' for a in unresolved)}.")
+        unresolved = [c['b'] for c in comps if not c['resolved'] and c['n'] >= 2]
+        unpaired = [c['b'] for c in comps if c['n'] < 2]   # no interval: one paired seed, or none where both finished
+        if not unresolved and not unpaired: lines.append(f"`{win}` is better than every other arm, each difference resolved.")
+        else: lines.append("Not a clear win: " + '; '.join(
+            ([f"this experiment cannot tell `{win}` apart from {', '.join(f'`{a}`' for a in unresolved)}"] if unresolved else []) +
+            ([f"`{win}` was not compared with {', '.join(f'`{a}`' for a in unpaired)} (fewer than two seeds where both finished)"] if unpaired else [])) + '.')
     lines += [_pair_line(c, metric, n_seeds) for c in comps]
     if 'base' in s.index and 'base' not in cands:
         b = s.loc['base']
         lines.append(f"- `base` ({int(b['epochs'])} epochs, for reference): {_fmt(metric, b[f'{metric}_mean'])} ({_fmt_ci(metric, b[f'{metric}_lo'], b[f'{metric}_hi'], conf)}).")
+    lost = [a for a in s.index if a not in means.index and a in cands]
+    if lost: lines.append("- Not compared, every run diverged: " + ', '.join(f'`{a}`' for a in lost) + '.')
     div = s[s['n_diverged'] > 0]
     if len(div): lines.append("- Diverged runs, left out of means and differences: " + ', '.join(f"`{a}` {int(r['n_diverged'])}" for a, r in div.iterrows()) + '.')
     lines += ['', foot]
@@ -161,8 +182,6 @@ class Claim:
     def __str__(self): return self.text
     __repr__ = __str__
     def _repr_markdown_(self): return self.text
-
-def _fmt_diff(metric, v): return f"{100*v:+.2f} pp" if metric == 'accuracy' else f"{v:+.4f}"
 
 def claim(df:pd.DataFrame, # results table (one row per experiment, arm, seed, epoch)
           arms, # the arm, or arms, that carry the claim; the best of them (mean final `metric`) is judged
@@ -184,14 +203,14 @@ def claim(df:pd.DataFrame, # results table (one row per experiment, arm, seed, e
     if means.empty: return Claim('no runs', f"{head}**No verdict**: every run of {', '.join(f'`{a}`' for a in arms)} diverged.")
     best = means.idxmax() if HIGHER_IS_BETTER[metric] else means.idxmin()
     c = compare(df, best, control, metric, conf)
-    d = f"`{best}` − `{control}` = {_fmt_diff(metric, c['diff'])}"
+    d = f"`{best}` − `{control}` = {_fmt(metric, c['diff'], diff=True)}"
     picked = f" (`{best}` is the best of {', '.join(f'`{a}`' for a in arms)})" if len(arms) > 1 else ''
     if c['n'] < 2:
         return Claim('no interval', f"{head}**No interval** with {c['n']} paired seed: {d}{picked}; one seed cannot separate "
                      f"an effect from seed-to-seed noise.", best, c)
-    ci = f"{100*conf:.0f}% CI {_fmt_diff(metric, c['lo'])} to {_fmt_diff(metric, c['hi'])}, {c['n']} paired seeds"
+    ci = f"{_fmt_ci(metric, c['lo'], c['hi'], conf, diff=True)}, {c['n']} paired seeds"
     if not c['resolved']:
-        half = _fmt_diff(metric, (c['hi'] - c['lo']) / 2).lstrip('+')
+        half = _fmt(metric, (c['hi'] - c['lo']) / 2, diff=True).lstrip('+')
         return Claim('cannot tell', f"{head}**Cannot tell**: {d} ({ci}){picked}; the interval includes 0. With this many seeds "
                      f"the experiment resolves differences larger than about {half}, and this one is smaller.", best, c)
     if c['better'] == best: return Claim('held', f"{head}**Held**: {d} ({ci}){picked}.", best, c)
@@ -238,8 +257,7 @@ def shape_summary(shape:pd.DataFrame, # what `cycle_shape` returned
         out.append(r)
     return pd.DataFrame(out, columns=None if out else ['arm', 'n_epoch']).set_index('arm').sort_values('n_epoch')
 
-def _ci(r, k, conf):
-    return f"{100*conf:.0f}% CI {r[f'{k}_lo']:+.3f} to {r[f'{k}_hi']:+.3f}" if math.isfinite(r[f'{k}_lo']) else 'no interval'
+def _ci(r, k, conf): return _fmt_ci(k, r[f'{k}_lo'], r[f'{k}_hi'], conf, diff=True)
 
 def _shape_outcome(r):
     "'held', 'did not hold', 'cannot tell' or 'no interval' for one row of `shape_summary`"
