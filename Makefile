@@ -8,10 +8,11 @@ STAMP  := $(VENV)/.ozcycle-installed
 
 .PHONY: run test export readme clean-venv
 
-# (Re)install only when .venv is missing or pyproject.toml changed since the last install.
-$(STAMP): pyproject.toml
+# (Re)install only when .venv is missing or pyproject.toml/constraints.txt changed since the last install.
+# constraints.txt holds the exact torch/torchvision of this environment; pyproject.toml only the range ozcycle needs.
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
 run: $(STAMP)

@@ -120,7 +120,7 @@ def _parser():
     r.add_argument('--device', default=None, help='torch device, e.g. cpu or cuda (default: cuda when available)')
     r.add_argument('--threads', type=int, default=None, metavar='N', help="torch CPU threads (default: 1 for mnist1d and digits on CPU, else torch's)")
     r.add_argument('--quick', action='store_true', help='smoke run in seconds: small data; 2+2 epochs and 2 seeds unless given')
-    r.add_argument('--quiet', action='store_true', help='no progress bars')
+    r.add_argument('--quiet', action='store_true', help='no progress bars (none either when the output is not a terminal)')
     s = sub.add_parser('summary', help='print the summary and verdict of a results folder',
                        description='Print the summary table and the verdict of the finished runs in a folder that `ozcycle run` wrote.')
     s.add_argument('path', metavar='DIR', help='the folder OUT/NAME of an `ozcycle run`')
@@ -217,7 +217,8 @@ def _main(argv):
     except (ValueError, TypeError) as e: r.error(str(e))
     show = warnings.showwarning
     warnings.showwarning = lambda msg, cat, *args, **kws: print(f"{cat.__name__}: {msg}", file=sys.stderr)
-    try: res = run_experiment(out=a.out, quiet=a.quiet, n_threads=a.threads, **kw)
+    quiet = a.quiet or not sys.stdout.isatty()   # no progress-bar glyphs in a pipe or a log file
+    try: res = run_experiment(out=a.out, quiet=quiet, n_threads=a.threads, **kw)
     finally: warnings.showwarning = show
     print(); _print_results(res)
     return 0

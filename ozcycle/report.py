@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np, pandas as pd
 import matplotlib.pyplot as plt
+from .core import atomic_write
 from .stats import HIGHER_IS_BETTER, compare, final_metrics, t_interval, claim, shape_claim, quick_text
 from .runner import load_results, design
 
@@ -34,13 +35,14 @@ def mark_skipped(nb, # a notebook (`nbformat.NotebookNode`), changed in place
             if 'skip-execution' not in tags: tags.append('skip-execution')
     return nb
 
-def _atomic_write(path, write):
-    "Call `write(tmp)`, then move `tmp` onto `path`: a reader never sees half a file"
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    try: write(tmp); os.replace(tmp, path)
-    finally: tmp.unlink(missing_ok=True)
-    return path
+def _shown(nb):
+    "`nb` as a reader sees it: no `#| hide` cells, no nbdev directive lines, no torch deprecation warnings from the fastai import"
+    nb.cells = [c for c in nb.cells if not re.match(r'^#\|\s*hide\s*$', c.source.split('\n', 1)[0])]
+    for c in nb.cells:
+        if c.cell_type != 'code': continue
+        c.source = '\n'.join(l for l in c.source.split('\n') if not re.match(r'^#\|', l))
+        c.outputs = [o for o in c.get('outputs', []) if not (o.get('name') == 'stderr' and '`torch.jit.script` is deprecated' in o.get('text', ''))]
+    return nb
 
 def to_html(ipynb, # an executed notebook
             html=None): # destination; default `ipynb` with the suffix .html
@@ -48,8 +50,16 @@ def to_html(ipynb, # an executed notebook
     import nbformat
     from nbconvert import HTMLExporter
     ipynb = Path(ipynb); html = Path(html) if html is not None else ipynb.with_suffix('.html')
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(ipynb, as_version=4))
-    return _atomic_write(html, lambda t: Path(t).write_text(body, encoding='utf-8'))
+    body, _ = HTMLExporter().from_notebook_node(_shown(nbformat.read(ipynb, as_version=4)))
+    return atomic_write(html, lambda t: Path(t).write_text(body, encoding='utf-8'))
+
+def _carriable(name, v):
+    "`v` as a value papermill writes into a notebook as itself (it writes other types as their string): tuples become lists"
+    if v is None or isinstance(v, (bool, int, float, str)): return v
+    if isinstance(v, (list, tuple)): return [_carriable(f'{name}[{i}]', x) for i, x in enumerate(v)]
+    if isinstance(v, dict) and all(isinstance(k, str) for k in v): return {k: _carriable(f'{name}[{k!r}]', x) for k, x in v.items()}
+    raise TypeError(f"parameter {name}={v!r} ({type(v).__name__}) cannot be passed to a notebook: use numbers, strings, "
+                    "bools, None, and lists, tuples or dicts of them")
 
 def execute_notebook(nb, # the notebook to run
                      out, # folder for the executed notebook and its HTML page
@@ -69,6 +79,7 @@ def execute_notebook(nb, # the notebook to run
     if parameters and not any('parameters' in c.metadata.get('tags', []) for c in node.cells):
         raise ValueError(f"{nb} has no cell tagged 'parameters', so papermill cannot replace its values with {sorted(parameters)}: "
                          f"tag the cell (and keep `allowed_cell_metadata_keys = [\"tags\"]` in pyproject's [tool.nbdev] for nbdev-clean)")
+    parameters = {k: _carriable(k, v) for k, v in (parameters or {}).items()}
     nbformat.write(mark_skipped(node, skip_flags), src)
     # the kernel talks over socket files in a private temporary folder rather than TCP ports on localhost
     ipc = tempfile.mkdtemp(prefix='ozcycle-kernel-') if os.name == 'posix' else None
@@ -77,7 +88,9 @@ def execute_notebook(nb, # the notebook to run
     try:
         pm.execute_notebook(str(src), str(tmp), parameters=dict(parameters or {}), cwd=str(cwd or nb.parent), kernel_name='python3',
                             progress_bar=False, request_save_on_cell_execute=False, execution_timeout=timeout, **kw)
-    except Exception as e: err = f"{type(e).__name__}: {e}".strip()  # papermill wrote the notebook up to the failing cell
+    except pm.PapermillExecutionError as e:   # papermill wrote the notebook up to the failing cell
+        err = f"cell {e.exec_count or e.cell_index}: {e.ename}: {e.evalue}"
+    except Exception as e: err = f"{type(e).__name__}: {e}".strip()
     finally:
         src.unlink(missing_ok=True)
         if ipc: shutil.rmtree(ipc, ignore_errors=True)
@@ -262,7 +275,7 @@ def write_summary(out, # the reports folder: executed notebooks are read from it
         md.append(v or '_No verdict: the notebook did not reach its verdict cell._')
         if r: md += ['', f"_Notebook: {r['wall_s']/60:.1f} min; `{nb}.ipynb`, `{nb}.html`._"]
     text = '\n'.join(md) + '\n'
-    return _atomic_write(out/'summary.md', lambda t: Path(t).write_text(text, encoding='utf-8'))
+    return atomic_write(out/'summary.md', lambda t: Path(t).write_text(text, encoding='utf-8'))
 
 # %% ../nbs/08_report.ipynb #c0130066
 def full_design(dataset:str='mnist1d') -> dict: # the dataset of the full run
@@ -285,7 +298,10 @@ def _execute_job(nb, out, parameters, cwd, timeout, n_threads, quick):
     logging.getLogger('papermill').setLevel(logging.ERROR)  # not a warning for every parameter line it cannot parse
     if quick: os.environ['IN_TEST'] = '1'
     else: os.environ.pop('IN_TEST', None)
-    os.environ.update(OMP_NUM_THREADS=str(n_threads), MKL_NUM_THREADS=str(n_threads))
+    os.environ.update(OMP_NUM_THREADS=str(n_threads), MKL_NUM_THREADS=str(n_threads),
+                      # the kernel's own warning filter (this job's kernels only): fastai's import makes torch warn that
+                      # `torch.jit.script` is deprecated, a pink box in every report that no reader can act on
+                      PYTHONWARNINGS='ignore:`torch.jit.script` is deprecated:FutureWarning')
     return execute_notebook(nb, out, parameters, cwd, timeout)
 
 def _remove_stale(out):

@@ -296,7 +296,7 @@ def plot_curves(df:pd.DataFrame, # results table
                 conf:float=0.95): # confidence level of the band, in (0, 1)
     "Mean `metric` per epoch of every arm over seeds, with its `conf` interval as a band; the figure"
     _check_metric(metric)
-    if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
+    if ax is None: fig, ax = plt.subplots(figsize=(6, 3.5)); plt.close(fig)  # returned, shown once
     arms = list(dict.fromkeys(df['arm'])); col = _colors(arms)
     ok = df[~df['diverged']]
     stats = {a: pd.DataFrame([{'epoch': e, **t_interval(g[metric], conf)} for e, g in ok[ok['arm'] == a].groupby('epoch')]) for a in arms}
@@ -317,7 +317,7 @@ def plot_final(df:pd.DataFrame, # results table
                conf:float=0.95): # confidence level, in (0, 1)
     "Final `metric` of every arm: each seed a dot, the mean with its `conf` interval as an error bar; the figure"
     _check_metric(metric)
-    if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
+    if ax is None: fig, ax = plt.subplots(figsize=(6, 3.5)); plt.close(fig)  # returned, shown once
     fin = final_metrics(df); arms = list(dict.fromkeys(fin['arm'])); col = _colors(arms)
     for i, a in enumerate(arms):
         v = fin.loc[fin['arm'] == a, metric].to_numpy(dtype=float)
@@ -333,7 +333,7 @@ def plot_schedules(hps:dict, # arm -> ({'lr': [...], 'mom': [...]} per training 
                    epoch0:dict|None=None, # arm -> epochs trained before the arm's fit (continuations: e0); default 0
                    axs=None): # two Axes (LR, momentum); a new figure when None
     "The LR and the momentum of every arm per training batch, against epochs; the figure"
-    if axs is None: _, axs = plt.subplots(1, 2, figsize=(10, 3.5))
+    if axs is None: fig, axs = plt.subplots(1, 2, figsize=(10, 3.5)); plt.close(fig)  # returned, shown once
     col, epoch0 = _colors(list(hps)), epoch0 or {}
     for a, (h, n_iter) in hps.items():
         if not h['lr']: continue
@@ -351,7 +351,7 @@ def plot_lengths(df:pd.DataFrame, # results table whose arms are one-cycles of d
                  conf:float=0.95, # confidence level, in (0, 1)
                  ax=None): # matplotlib Axes; a new figure when None
     "Final `metric` against the length of a single one-cycle: every seed a dot, the mean with its `conf` interval"
-    if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
+    if ax is None: fig, ax = plt.subplots(figsize=(6, 3.5)); plt.close(fig)  # returned, shown once
     fin, n = final_metrics(df[~df['diverged']]), _n_epochs(df)
     xs, ms = [], []
     for arm, x in n.items():
@@ -372,7 +372,7 @@ def plot_shape(df:pd.DataFrame, # results table whose arms are one-cycles of dif
                conf:float=0.95, # confidence level, in (0, 1)
                ax=None): # matplotlib Axes; a new figure when None
     "Per-epoch `metric` of every cycle length against the fraction of its cycle done: mean over seeds with a band"
-    if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
+    if ax is None: fig, ax = plt.subplots(figsize=(6, 3.5)); plt.close(fig)  # returned, shown once
     ok = df[~df['diverged']]
     for i, (arm, n) in enumerate(_n_epochs(ok).items()):
         st = pd.DataFrame([{'epoch': e, **t_interval(g[metric], conf)} for e, g in ok[ok['arm'] == arm].groupby('epoch')])

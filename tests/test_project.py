@@ -51,7 +51,12 @@ def test_version_single_source():
 
 def test_pinned_dependencies():
     deps = _cfg()['project']['dependencies']
-    for pin in ('torch==2.14.1', 'torchvision==0.29.1'): assert pin in deps
+    # a range for users' environments (no exact torch pin that would replace theirs), exact pins for our own
+    assert not any(d.startswith(('torch==', 'torchvision==')) for d in deps), deps
+    assert any(d.startswith('torch>=') for d in deps) and any(d.startswith('torchvision>=') for d in deps)
+    pins = (ROOT / 'constraints.txt').read_text().split()
+    for pin in ('torch==2.14.1', 'torchvision==0.29.1'): assert pin in pins
+    assert "-c constraints.txt" in (ROOT / 'Makefile').read_text()
     assert any(d.startswith('fastai>=2.8.12,<2.9') for d in deps)
     dev = ' '.join(_cfg()['project']['optional-dependencies']['dev'])
     for name in ('ipywidgets>=8.1', 'nbdev>=3.3.26,<4', 'execnb>=0.3.3', 'pytest', 'hypothesis'): assert name in dev
