@@ -4,17 +4,26 @@
 
 # %% ../nbs/09_cli.ipynb #42afcabc
 from __future__ import annotations
-import argparse, ast, sys, warnings
+import argparse, ast, re, sys, warnings
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['parse_arm', 'main']
+__all__ = ['MAX_SEEDS', 'parse_arm', 'main']
 
 # %% ../nbs/09_cli.ipynb #fdcd24c8
 def _value(s):
     "`s` as a Python literal (number, bool, None, quoted string) when it is one, else the text itself"
     try: return ast.literal_eval(s)
     except (ValueError, SyntaxError): return s
+
+def _split_params(s):
+    "`s` split at the commas outside brackets: 'moms=(0.9,0.8,0.9),lr_div=3' -> ['moms=(0.9,0.8,0.9)', 'lr_div=3']"
+    out, depth, cur = [], 0, ''
+    for ch in s:
+        depth += ch in '([{'; depth -= ch in ')]}'
+        if ch == ',' and depth == 0: out.append(cur); cur = ''
+        else: cur += ch
+    return out + [cur]
 
 def parse_arm(item:str) -> tuple: # 'STRATEGY' or 'NAME=STRATEGY:KEY=VALUE,...'
     "The `(name, {'strategy': ..., **params})` that one `--arms` item describes"
@@ -23,9 +32,10 @@ def parse_arm(item:str) -> tuple: # 'STRATEGY' or 'NAME=STRATEGY:KEY=VALUE,...'
     if not eq: name, strategy = '', head
     if not strategy: raise ValueError(f"arm {item!r}: give a strategy, as STRATEGY or NAME=STRATEGY:KEY=VALUE,...")
     kw = {}
-    for p in filter(None, params.split(',')):
+    for p in filter(None, _split_params(params)):
         k, eq, v = p.partition('=')
         if not eq or not k.strip(): raise ValueError(f"arm {item!r}: parameter {p!r} must look like KEY=VALUE")
+        if k.strip() in kw: raise ValueError(f"arm {item!r}: parameter {k.strip()!r} is given twice")
         kw[k.strip()] = _value(v.strip())
     if not name: name = strategy + ''.join(f'_{k}={v}' for k, v in kw.items())
     return name, {'strategy': strategy, **kw}
@@ -147,6 +157,7 @@ def _check_device(device:str) -> None: # the --device value
     try: dev = torch.device(device)
     except (RuntimeError, ValueError, TypeError):
         raise ValueError(f"--device {device}: not a torch device; use e.g. cpu, cuda, cuda:0 or mps") from None
+    if dev.type not in ('cpu', 'cuda', 'mps'): raise ValueError(f"--device {device}: ozcycle trains on cpu, cuda or mps, not {dev.type}")
     if dev.type == 'cuda':
         if not torch.cuda.is_available(): raise ValueError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
@@ -157,6 +168,7 @@ def _check_device(device:str) -> None: # the --device value
 def _check_out(out:str) -> None: # the --out value
     "Raise `ValueError` naming `--out` unless the folder `out` can be created and written; leaves nothing behind"
     import tempfile
+    if not str(out).strip(): raise ValueError("--out '': give a folder name (results are written to OUT/NAME)")
     path, made = Path(out), []
     for d in [path, *path.parents]:  # the folders mkdir would create, deepest first
         if d.exists() or d == d.parent: break
@@ -179,6 +191,14 @@ def _print_results(res, metric='accuracy'):
         print(s[cols].to_string())
     print(); print(res.verdict(metric))
     if res.path is not None: print(f"\nresults: {res.path/'results.csv'}")
+
+MAX_SEEDS = 10_000   # --seeds N trains N paired seeds of every arm: beyond this, a typo
+_FLAGS = {'e0': '--epochs E0', 'e1': '--epochs E1', 'seeds': '--seeds', 'bs': '--bs', 'lr_max': '--lr-max', 'wd': '--wd',
+          'model': '--model', 'dataset': '--dataset', 'name': '--name', 'device': '--device', 'n_threads': '--threads'}
+
+def _flags(msg:str) -> str: # an error message of the library
+    "`msg` with the library's parameter names (`e0=3`, `bs=5000`) replaced by the command's flags (`--epochs E0 3`, `--bs 5000`)"
+    return re.sub(r"\b(" + '|'.join(_FLAGS) + r")=", lambda m: _FLAGS[m.group(1)] + ' ', msg)
 
 def _report(p, a):
     "`ozcycle report`: run the experiment notebooks (`ozcycle.report.run_reports`) and say where summary.md is"
@@ -212,9 +232,15 @@ def _main(argv):
         kw['arms'] = dict(arms)
         if a.threads is not None and a.threads < 1: raise ValueError(f"--threads={a.threads} must be >= 1")
         if a.device is not None: _check_device(a.device)
-        make_config(**kw)
+        if a.seeds is not None and not 1 <= a.seeds <= MAX_SEEDS: raise ValueError(f"--seeds {a.seeds}: give a count in [1, {MAX_SEEDS}]")
+        cfg = make_config(**kw)
         _check_out(a.out)
-    except (ValueError, TypeError) as e: r.error(str(e))
+        from ozcycle.data import check_model_fits, get_data, DataUnavailableError
+        try:
+            check_model_fits(cfg['model'], cfg['dataset'], model_kw=cfg['model_kw'], **cfg['data_kw'])
+            get_data(cfg['dataset'], bs=cfg['bs'], seed=0, device='cpu', **cfg['data_kw'])   # a batch size the data can fill
+        except DataUnavailableError as e: raise ValueError(str(e)) from None
+    except (ValueError, TypeError) as e: r.error(_flags(str(e).splitlines()[0]))
     show = warnings.showwarning
     warnings.showwarning = lambda msg, cat, *args, **kws: print(f"{cat.__name__}: {msg}", file=sys.stderr)
     quiet = a.quiet or not sys.stdout.isatty()   # no progress-bar glyphs in a pipe or a log file
