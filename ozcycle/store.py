@@ -11,8 +11,9 @@ from fastcore.foundation import L
 from .core import atomic_write
 
 # %% auto #0
-__all__ = ['TRAINING_MODULES', 'save_json', 'save_csv', 'save_checkpoint', 'load_checkpoint', 'rng_state', 'set_rng_state',
-           'seed_everything', 'code_fingerprint', 'code_version', 'run_key']
+__all__ = ['TRAINING_MODULES', 'save_json', 'save_csv', 'save_checkpoint', 'load_checkpoint', 'DamagedFileError', 'save_record',
+           'load_record', 'set_aside', 'rng_state', 'set_rng_state', 'seed_everything', 'code_fingerprint',
+           'code_version', 'run_key']
 
 # %% ../nbs/05_store.ipynb #9ac77f89
 def _jsonable(o):
@@ -48,8 +49,40 @@ def save_checkpoint(path, # destination file
 
 def load_checkpoint(path, # a file `save_checkpoint` wrote
                     device='cpu'): # where the tensors go
-    "Read a checkpoint with `torch.load(weights_only=True)`"
-    return torch.load(path, map_location=device, weights_only=True)
+    "Read a checkpoint with `torch.load(weights_only=True)`; `DamagedFileError` naming it when it cannot be read"
+    try: return torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError: raise
+    except Exception as e: raise DamagedFileError(path, f"torch.load cannot read it: {type(e).__name__}") from None
+
+# %% ../nbs/05_store.ipynb #52e86888
+class DamagedFileError(OSError):
+    "A run file that cannot be read, or whose checksum does not match its content; `path` names it"
+    def __init__(self, path, why):
+        self.path = Path(path)
+        super().__init__(f"{self.path} is damaged ({why})")
+
+def _canonical(obj): return json.dumps(obj, sort_keys=True, default=_jsonable).encode()
+
+def save_record(obj:dict, # a run's record: JSON-able
+                path): # destination file, e.g. run.json
+    "Write `obj` as JSON to `path` atomically, with the SHA-256 of its content under the key 'sha256'"
+    return save_json({**obj, 'sha256': hashlib.sha256(_canonical(obj)).hexdigest()}, path)
+
+def load_record(path) -> dict: # a file `save_record` wrote
+    "The record in `path`; `DamagedFileError` naming it if it is not JSON or its checksum does not match"
+    try: rec = json.loads(Path(path).read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e: raise DamagedFileError(path, f'not JSON: {e}') from None
+    if not isinstance(rec, dict) or 'sha256' not in rec: raise DamagedFileError(path, 'no checksum')
+    h = rec.pop('sha256')
+    if hashlib.sha256(_canonical(rec)).hexdigest() != h: raise DamagedFileError(path, 'its checksum does not match its content')
+    return rec
+
+def set_aside(path) -> Path: # a damaged file
+    "Rename `path` to `<name>.damaged-<UTC time>` in its folder, out of the runner's way; the new path"
+    import time as _t
+    dest = Path(path).with_name(f"{Path(path).name}.damaged-{_t.strftime('%Y%m%dT%H%M%S', _t.gmtime())}-{os.getpid()}")
+    os.replace(path, dest)
+    return dest
 
 # %% ../nbs/05_store.ipynb #71b4e5b3
 def rng_state() -> dict: # {'python', 'numpy', 'torch'[, 'cuda']}
