@@ -7,6 +7,9 @@ from torch import nn
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastai.torch_core import TensorImageBW, TensorCategory
+from fastai.learner import Learner
+from fastai.losses import CrossEntropyLossFlat
+from fastai.optimizer import SGD
 from ozcycle.runner import run_experiment, make_config, run_spec, RunLog, _Runner
 from ozcycle.setting import Setting
 from ozcycle.store import run_key
@@ -45,18 +48,19 @@ def test_same_seed_same_numbers(tmp_path):
     assert st['name'] == 'toy_dls' and st['dls']['name'].endswith('toy_dls') and st['model']['name'].endswith('toy_model')
 
 def test_resume_after_kill_equals_uninterrupted(tmp_path, monkeypatch):
-    "A run killed after an epoch's checkpoint (base at epoch 1, long at epoch 3) resumes to the uninterrupted numbers"
+    "Runs killed after an epoch's checkpoint (base at epoch 1, a continuation at epoch 3, long at epoch 3) resume to the uninterrupted numbers"
     full = _run(tmp_path/'full')
     after_epoch, killed = RunLog.after_epoch, []
     def dying(self):
         after_epoch(self)
         e = self.epoch0 + self.epoch + 1
-        if (self.learn.n_epoch, e) in ((2, 1), (4, 3)) and e not in killed: killed.append(e); raise KeyboardInterrupt  # base, long
+        k = (self.learn.n_epoch, e)  # (2, 1): base; (2, 3): the first continuation of seed 0; (4, 3): long
+        if k in ((2, 1), (2, 3), (4, 3)) and k not in killed: killed.append(k); raise KeyboardInterrupt
     monkeypatch.setattr(RunLog, 'after_epoch', dying)
-    for _ in range(3):
+    for _ in range(4):
         try: res = _run(tmp_path/'killed'); break
         except KeyboardInterrupt: pass
-    assert killed == [1, 3]
+    assert killed == [(2, 1), (2, 3), (4, 3)]
     pd.testing.assert_frame_equal(res.df[VALUES], full.df[VALUES])
     assert res.df.query("arm == 'long' and seed == 0")['epoch'].tolist() == [1, 2, 3, 4]
     assert res.df.query("arm == 'refit' and seed == 0")['train_loss'].tolist() == full.df.query("arm == 'refit' and seed == 0")['train_loss'].tolist()
@@ -103,3 +107,16 @@ def test_bad_factories(tmp_path):
         run_experiment(['refit'], dataset=toy_dls, model=3, **kw)
     with pytest.raises(ValueError, match=r"dataset='nope' must be one of"):
         run_experiment(['refit'], dataset='nope', **kw)
+
+def test_model_factory_may_return_a_learner():
+    "A model factory returning a Learner gives its model, loss and optimizer; explicit ones win; weights follow the seed"
+    loss = CrossEntropyLossFlat()
+    def learner_fn(dls): return Learner(dls, toy_model(dls), loss_func=loss, opt_func=SGD)
+    learn = Setting(toy_dls, learner_fn).learner(0)
+    assert learn.loss_func is loss and learn.opt_func is SGD and isinstance(learn.model, nn.Sequential)
+    learn = Setting(toy_dls, toy_model).learner(0)
+    assert isinstance(learn.loss_func, CrossEntropyLossFlat)  # the default for a classifier of fastai's tensor types
+    other = nn.MSELoss()
+    assert Setting(toy_dls, learner_fn, loss_func=other).learner(0).loss_func is other
+    w = [Setting(toy_dls, toy_model).learner(s).model[1].weight for s in (0, 0, 1)]
+    assert torch.equal(w[0], w[1]) and not torch.equal(w[0], w[2])
