@@ -221,7 +221,7 @@ def make_config(name:str='experiment', # experiment name: the folder out/name an
     own = as_setting(dataset, model)
     if own is not None: dataset, model, model_kw = own.name, own.ids['model']['name'], model_kw or {}
     if dataset is None: dataset = 'cifar10' if torch.cuda.is_available() else 'mnist1d'
-    if own is None and dataset not in DATASETS: raise ValueError(f"dataset={dataset!r} must be one of {', '.join(map(repr, DATASETS))}, a callable seed -> DataLoaders or a Setting")
+    if own is None and not (isinstance(dataset, str) and dataset in DATASETS): raise ValueError(f"dataset={dataset!r} must be one of {', '.join(map(repr, DATASETS))}, a callable seed -> DataLoaders or a Setting")
     if lr_max is None: lr_max = LR_MAX.get(dataset, LR_MAX[None])
     lr_max = check_real('lr_max', lr_max, 0, lo_open=True, what='a learning rate')
     arms = check_arms(arms, lr_max)

@@ -120,3 +120,17 @@ def test_model_factory_may_return_a_learner():
     assert Setting(toy_dls, learner_fn, loss_func=other).learner(0).loss_func is other
     w = [Setting(toy_dls, toy_model).learner(s).model[1].weight for s in (0, 0, 1)]
     assert torch.equal(w[0], w[1]) and not torch.equal(w[0], w[2])
+
+from hypothesis import given, settings, strategies as st
+_things = st.one_of(st.none(), st.integers(), st.text(max_size=5), st.lists(st.integers(), max_size=2),
+                    st.sampled_from(['mnist1d', 'digits', 'mlp', toy_dls, toy_model, len, lambda s: None]))
+
+@settings(max_examples=300, deadline=None)
+@given(dataset=_things, model=_things, name=st.one_of(st.none(), st.text(max_size=4), st.integers()))
+def test_fuzz_setting_arguments(dataset, model, name):
+    "Any dataset/model/name: a config, or a TypeError/ValueError that names the argument; never another error"
+    try:
+        s = Setting(dataset, model, name=name) if name is not None else None
+        make_config(dataset=s if s is not None else dataset, model=None if s is not None else model, e0=1, e1=1, seeds=1)
+    except (TypeError, ValueError) as e:
+        assert any(a in str(e) for a in ('dataset=', 'model=', 'dls=', 'name=')), str(e)
