@@ -21,6 +21,7 @@ from .schedules import one_cycle, one_cycle_moms
 from .fit import FitState, continuation_scheds, continuation_defaults, strategies
 from .fastai_compat import LeanCallback, lean_learner
 from .core import check_real
+from .setting import Setting, as_setting
 from .data import DATASETS, default_dataset, get_data, make_model
 from .store import save_json, save_csv, save_checkpoint, load_checkpoint, rng_state, set_rng_state, seed_everything, code_version, run_key, _RunLock, _jsonable
 from .stats import HIGHER_IS_BETTER, final_metrics, compare, summarize, Verdict, verdict, plot_curves, plot_final, plot_schedules
@@ -90,7 +91,7 @@ def _common(cfg):
     # `code`: a run stored by other code is never reused (change a schedule, and `make run` trains afresh)
     return {'dataset': cfg['dataset'], 'model': cfg['model'], 'model_kw': cfg['model_kw'], 'data_kw': cfg['data_kw'],
             'bs': cfg['bs'], 'lr_max': cfg['lr_max'], 'wd': cfg['wd'], 'moms': cfg['moms'], 'device': cfg['device_type'],
-            'code': code_version()}
+            'code': code_version(), **({'setting': cfg['setting']} if cfg.get('setting') else {})}
 
 def run_spec(cfg:dict, # an experiment's configuration (see `run_experiment`)
              arm:str, # 'base', 'long' or one of cfg['arms']
@@ -139,7 +140,8 @@ class RunLog(LeanCallback):
             self.hps['lr'].append(float(h['lr'])); self.hps['mom'].append(float(h.get('mom', math.nan)))
         else:
             s['valid'], s['n_valid'] = s['valid'] + loss, s['n_valid'] + bs
-            if lrn.pred.ndim >= 2: s['correct'] = s['correct'] + (lrn.pred.argmax(-1) == y).sum()
+            if lrn.pred.ndim >= 2:  # plain tensors: fastai's subclasses (TensorCategory, TensorImage) do not compare
+                s['correct'] = s['correct'] + (lrn.pred.as_subclass(torch.Tensor).argmax(-1) == y.as_subclass(torch.Tensor)).sum()
     def after_epoch(self):
         s = self.sums
         if s['n_train'] == 0: return  # nothing trained in this epoch
@@ -157,7 +159,7 @@ class RunLog(LeanCallback):
             raise CancelFitException()
         self.rows.append(row)
         save_checkpoint(self.ckpt, {'format': 1, 'epoch': epoch, 'fit_epoch': self.epoch + 1, 'model': self.model.state_dict(),
-                                    'opt': self.opt.state_dict(), 'dls': self.dls.state_dict(), 'rng': rng_state(),
+                                    'opt': self.opt.state_dict(), 'dls': self.dls.state_dict() if hasattr(type(self.dls), 'state_dict') else None, 'rng': rng_state(),
                                     'rows': self.rows, 'hps': self.hps, 'starts': self.starts})
         if self.on_epoch is not None: self.on_epoch(row)
 
@@ -199,7 +201,7 @@ def _check_seeds(seeds):
 
 def make_config(name:str='experiment', # experiment name: the folder out/name and the `experiment` column
                 arms=('refit', 'constant', 'decay'), # strategy names, or a dict name -> {'strategy': ..., **params} (see `check_arms`)
-                dataset:str|None=None, # a key of `ozcycle.data.DATASETS`; default 'cifar10' with CUDA, else 'mnist1d'
+                dataset=None, # a key of `ozcycle.data.DATASETS` (default 'cifar10' with CUDA, else 'mnist1d'), a callable seed -> DataLoaders, or a `Setting`
                 e0:int=10, # epochs of the base one-cycle, >= 1
                 e1:int=10, # epochs of each continuation; 'long' trains e0+e1, >= 0
                 seeds=8, # number of paired seeds (0..n-1), or a list of distinct seeds (ints >= 0)
@@ -207,7 +209,7 @@ def make_config(name:str='experiment', # experiment name: the folder out/name an
                 bs:int|None=None, # batch size; default the dataset's
                 wd:float|None=None, # weight decay; default fastai's (0.01 with Adam)
                 moms=(0.95, 0.85, 0.95), # one-cycle momentums (start, peak LR, end), each in [0, 1)
-                model:str|None=None, # a key of `ozcycle.data.MODELS`; default the dataset's
+                model=None, # a key of `ozcycle.data.MODELS` (default the dataset's); with a callable `dataset`, a callable dls -> nn.Module or Learner
                 model_kw:dict|None=None, # arguments of the model
                 data_kw:dict|None=None, # arguments of the dataset's loader (e.g. n_train, n_valid); default `QUICK_DATA` when `quick`
                 long:bool=True, # also train the equal-compute control 'long' = fit_cycle(e0+e1) from scratch
@@ -216,8 +218,10 @@ def make_config(name:str='experiment', # experiment name: the folder out/name an
                ) -> dict:
     "The checked configuration of a comparison (arguments as `run_experiment`'s); `ValueError`/`TypeError` name a bad one"
     _check_name('name', name)
+    own = as_setting(dataset, model)
+    if own is not None: dataset, model, model_kw = own.name, own.ids['model']['name'], model_kw or {}
     if dataset is None: dataset = 'cifar10' if torch.cuda.is_available() else 'mnist1d'
-    if dataset not in DATASETS: raise ValueError(f"dataset={dataset!r} must be one of {', '.join(map(repr, DATASETS))}")
+    if own is None and not (isinstance(dataset, str) and dataset in DATASETS): raise ValueError(f"dataset={dataset!r} must be one of {', '.join(map(repr, DATASETS))}, a callable seed -> DataLoaders or a Setting")
     if lr_max is None: lr_max = LR_MAX.get(dataset, LR_MAX[None])
     lr_max = check_real('lr_max', lr_max, 0, lo_open=True, what='a learning rate')
     arms = check_arms(arms, lr_max)
@@ -228,15 +232,15 @@ def make_config(name:str='experiment', # experiment name: the folder out/name an
         raise ValueError(f"wd={wd!r} must be a finite weight decay >= 0, or None for fastai's default")
     m = [float(x) for x in moms]
     if len(m) != 3 or not all(0 <= x < 1 for x in m): raise ValueError(f"moms={moms!r} must be 3 momentums in [0, 1)")
-    spec = DATASETS[dataset]
+    spec = DATASETS[dataset] if own is None else None
     if data_kw is None: data_kw = dict(QUICK_DATA.get(dataset, {})) if quick else {}
     dev = torch.device(device) if device is not None else default_device()
     return {'experiment': name, 'dataset': dataset, 'model': model or spec.model,
             'model_kw': dict(model_kw) if model_kw is not None else (dict(spec.model_kw) if model is None else {}),
-            'data_kw': dict(data_kw), 'bs': _check_int('bs', bs, 1) if bs is not None else spec.bs,
+            'data_kw': dict(data_kw), 'bs': _check_int('bs', bs, 1) if bs is not None else spec and spec.bs,
             'e0': e0, 'e1': e1, 'lr_max': float(lr_max), 'wd': None if wd is None else float(wd), 'moms': m,
             'seeds': _check_seeds(seeds), 'arms': arms, 'long': bool(long), 'quick': bool(quick),
-            'device': str(dev), 'device_type': dev.type}
+            'device': str(dev), 'device_type': dev.type, 'setting': own and own.spec(), '_own': own}
 
 def _arm_names(cfg): return ['base', *cfg['arms'], *(['long'] if cfg['long'] else [])]
 def _strategy(cfg, arm): return cfg['arms'][arm]['strategy'] if arm in cfg['arms'] else 'one_cycle'
@@ -277,6 +281,7 @@ class _Runner:
     "Trains the runs of one configuration into the shared store `out/_runs` (internal; use `run_experiment`)"
     def __init__(self, cfg, store):
         self.cfg, self.store, self.device, self._dls = cfg, Path(store), torch.device(cfg['device']), None
+        self.own = cfg.get('_own')  # the user's `Setting`, or None for a built-in dataset
 
     def key(self, arm, seed): return run_key(run_spec(self.cfg, arm, seed))
     def run_dir(self, arm, seed): return self.store/self.key(arm, seed)
@@ -284,9 +289,13 @@ class _Runner:
         f = self.run_dir(arm, seed)/'run.json'
         return json.loads(f.read_text()) if f.exists() else None
 
-    def learner(self, seed):
+    def learner(self, seed, epoch0=0):
         "A fresh `Learner` for `seed`: the seed's initial weights and data order, the same for every arm"
         c = self.cfg
+        if self.own is not None:
+            learn = self.own.learner(seed, self.device, c['wd'], c['moms'], epoch0)
+            if self._dls is None: self._dls = learn.dls
+            return learn
         if self._dls is None: self._dls = get_data(c['dataset'], bs=c['bs'], seed=0, device=self.device, **c['data_kw'])
         dls = type(self._dls)(*[dl.new(seed=seed) for dl in self._dls.loaders], path=self._dls.path, device=self.device)
         dls.load_state_dict({'loaders': [{'seed': seed, 'epoch': 0} for _ in dls.loaders]})
@@ -299,7 +308,7 @@ class _Runner:
         learn.create_opt()
         opt_state = [{k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in s.items()} for s in state['opt']['state']]
         learn.opt.load_state_dict({'state': opt_state, 'hypers': L(state['opt']['hypers'])})
-        learn.dls.load_state_dict(state['dls'])
+        if state['dls'] is not None: learn.dls.load_state_dict(state['dls'])
 
     def base_state(self, learn):
         "The `FitState` the base cycle leaves, rebuilt without training (`FitState.planned`)"
@@ -330,7 +339,7 @@ class _Runner:
     def _train(self, arm, seed, d, spec, cont, bars):
         c, n_epoch = self.cfg, spec['n_epoch']
         epoch0 = c['e0'] if cont else 0
-        learn, state, start = self.learner(seed), None, 0
+        learn, state, start = self.learner(seed, epoch0), None, 0
         if (d/'last.pt').exists():
             state = load_checkpoint(d/'last.pt'); start = state['fit_epoch']  # on the CPU: RNG states must stay there
         elif cont:
@@ -385,7 +394,7 @@ def run_experiment(arms=('refit', 'constant', 'decay'), # strategy names, or a d
 def _run(cfg, out, quiet, poll_s):
     path, store = out/cfg['experiment'], out/'_runs'
     runner = _Runner(cfg, store)
-    cfg = {**cfg, 'store': os.path.relpath(store, path), 'hardware': hardware(cfg['device']), 'versions': _versions(),
+    cfg = {**{k: v for k, v in cfg.items() if k != '_own'}, 'store': os.path.relpath(store, path), 'hardware': hardware(cfg['device']), 'versions': _versions(),
            'started': datetime.now(timezone.utc).isoformat(timespec='seconds'),
            'runs': {arm: {str(s): runner.key(arm, s) for s in cfg['seeds']} for arm in _arm_names(cfg)}}
     save_json(cfg, path/'config.json')
