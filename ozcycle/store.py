@@ -54,7 +54,7 @@ def load_checkpoint(path, # a file `save_checkpoint` wrote
     except FileNotFoundError: raise
     except Exception as e: raise DamagedFileError(path, f"torch.load cannot read it: {type(e).__name__}") from None
 
-# %% ../nbs/05_store.ipynb #52e86888
+# %% ../nbs/05_store.ipynb #08056fff
 class DamagedFileError(OSError):
     "A run file that cannot be read, or whose checksum does not match its content; `path` names it"
     def __init__(self, path, why):
