@@ -307,6 +307,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'ozcycle.runner._cpu_name': ('runner.html#_cpu_name', 'ozcycle/runner.py'),
                                 'ozcycle.runner._epoch0': ('runner.html#_epoch0', 'ozcycle/runner.py'),
                                 'ozcycle.runner._num': ('runner.html#_num', 'ozcycle/runner.py'),
+                                'ozcycle.runner._one_cycle_defaults': ('runner.html#_one_cycle_defaults', 'ozcycle/runner.py'),
                                 'ozcycle.runner._run': ('runner.html#_run', 'ozcycle/runner.py'),
                                 'ozcycle.runner._strategy': ('runner.html#_strategy', 'ozcycle/runner.py'),
                                 'ozcycle.runner._table': ('runner.html#_table', 'ozcycle/runner.py'),

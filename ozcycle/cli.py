@@ -92,7 +92,7 @@ def _run_help(r):
     "Fill in `ozcycle run --help`: the defaults of the design (`ozcycle.runner.design`) and of every arm, read where they are defined"
     from ozcycle.runner import design, LR_MAX
     full, quick = design('mnist1d'), design('mnist1d', quick=True)
-    helps = {'epochs': f"epochs of the base one-cycle, and of each continuation (default {full['e0']} {full['e1']}; {quick['e0']} {quick['e1']} with --quick)",
+    helps = {'epochs': f"epochs of the base one-cycle, and of each continuation (default {full['n_epoch_base']} {full['n_epoch_cont']}; {quick['n_epoch_base']} {quick['n_epoch_cont']} with --quick)",
              'seeds': f"number of paired seeds, 0..N-1 (default {full['seeds']}; {quick['seeds']} with --quick)",
              'lr_max': 'peak LR of the base one-cycle and of long (default: ' + ', '.join(f"{v:g} on {k}" for k, v in LR_MAX.items() if k)
                        + f", {LR_MAX[None]:g} on the others)"}
@@ -193,11 +193,11 @@ def _print_results(res, metric='accuracy'):
     if res.path is not None: print(f"\nresults: {res.path/'results.csv'}")
 
 MAX_SEEDS = 10_000   # --seeds N trains N paired seeds of every arm: beyond this, a typo
-_FLAGS = {'e0': '--epochs E0', 'e1': '--epochs E1', 'seeds': '--seeds', 'bs': '--bs', 'lr_max': '--lr-max', 'wd': '--wd',
+_FLAGS = {'n_epoch_base': '--epochs E0', 'n_epoch_cont': '--epochs E1', 'seeds': '--seeds', 'bs': '--bs', 'lr_max': '--lr-max', 'wd': '--wd',
           'model': '--model', 'dataset': '--dataset', 'name': '--name', 'device': '--device', 'n_threads': '--threads'}
 
 def _flags(msg:str) -> str: # an error message of the library
-    "`msg` with the library's parameter names (`e0=3`, `bs=5000`) replaced by the command's flags (`--epochs E0 3`, `--bs 5000`)"
+    "`msg` with the library's parameter names (`n_epoch_base=3`, `bs=5000`) replaced by the command's flags (`--epochs E0 3`, `--bs 5000`)"
     return re.sub(r"\b(" + '|'.join(_FLAGS) + r")=", lambda m: _FLAGS[m.group(1)] + ' ', msg)
 
 def _report(p, a):
@@ -222,8 +222,8 @@ def _main(argv):
         _print_results(res, a.metric)
         return 0
     d = design(a.dataset, quick=a.quick)   # the defaults: one definition, `ozcycle.runner.design`
-    e0, e1 = a.epochs or (d['e0'], d['e1'])
-    kw = dict(name=a.name, dataset=a.dataset, e0=e0, e1=e1, seeds=a.seeds if a.seeds is not None else d['seeds'],
+    n_epoch_base, n_epoch_cont = a.epochs or (d['n_epoch_base'], d['n_epoch_cont'])
+    kw = dict(name=a.name, dataset=a.dataset, n_epoch_base=n_epoch_base, n_epoch_cont=n_epoch_cont, seeds=a.seeds if a.seeds is not None else d['seeds'],
               lr_max=a.lr_max, bs=a.bs, wd=a.wd, model=a.model, long=a.long, quick=a.quick, device=a.device)
     try:
         arms = [parse_arm(s) for s in (a.arms or ['refit', 'constant', 'decay'])]

@@ -164,7 +164,7 @@ def _design_lines(results, names):
         c = json.loads(f.read_text()); hw = c.get('hardware', {})
         data = (f"{c['dataset']} ({', '.join(f'{k}={v}' for k, v in c['data_kw'].items())})" if c.get('data_kw') else
                 DATASETS[c['dataset']].doc.split(';')[0] if c['dataset'] in DATASETS else c['dataset'])
-        line = (f"{data}; model `{c['model']}`; base cycle {c['e0']} epochs, continuations {c['e1']} epochs; {len(c['seeds'])} "
+        line = (f"{data}; model `{c['model']}`; base cycle {c['n_epoch_base']} epochs, continuations {c['n_epoch_cont']} epochs; {len(c['seeds'])} "
                 f"paired seeds; lr_max {c['lr_max']}; {hw.get('device', '?')} ({hw.get('name', '?')}, "
                 f"{hw.get('torch_threads', '?')} torch thread{'s' * (hw.get('torch_threads') != 1)})")
         lines.setdefault(line, []).append(f'`{name}`')
@@ -182,18 +182,18 @@ def arm_definition(cfg:dict, # an experiment's config.json
                    arm:str, # 'base', 'long' or one of cfg['arms']
                   ) -> str: # markdown: the call that trains the arm and what its schedule is
     "What arm `arm` of the experiment `cfg` trains, computed from its stored spec"
-    e0, e1, lr = cfg['e0'], cfg['e1'], cfg['lr_max']
-    if arm == 'base': return f"`learn.fit_one_cycle(E0)`, E0 = {e0} epochs at lr_max = LR_MAX = {_g(lr)}: the first cycle every continuation starts from"
+    n_epoch_base, n_epoch_cont, lr = cfg['n_epoch_base'], cfg['n_epoch_cont'], cfg['lr_max']
+    if arm == 'base': return f"`learn.fit_one_cycle(E0)`, E0 = {n_epoch_base} epochs at lr_max = LR_MAX = {_g(lr)}: the first cycle every continuation starts from"
     spec = cfg['arms'].get(arm)
     if spec is None and arm == 'long':
-        return f"`learn.fit_one_cycle(E0 + E1)` from scratch, {e0 + e1} epochs at lr_max = LR_MAX = {_g(lr)}: the control, as many epochs as every continuation"
+        return f"`learn.fit_one_cycle(E0 + E1)` from scratch, {n_epoch_base + n_epoch_cont} epochs at lr_max = LR_MAX = {_g(lr)}: the control, as many epochs as every continuation"
     if spec is None: return '_not in config.json_'
     s, p = spec['strategy'], {k: v for k, v in spec.items() if k != 'strategy'}
     args = ''.join(f", {k}={v!r}" for k, v in p.items() if k != 'n_epoch')
     d = p.get('lr_div', 10.)
     if s == 'one_cycle':
         return f"`learn.fit_one_cycle({p['n_epoch']}{args})` from scratch: one cycle of {p['n_epoch']} epochs at lr_max = LR_MAX = {_g(p.get('lr_max', lr))}"
-    call = f"after `base`, `learn.fit_{s}(E1{args})`, E1 = {e1} epochs"
+    call = f"after `base`, `learn.fit_{s}(E1{args})`, E1 = {n_epoch_cont} epochs"
     if s == 'refit':
         peak = p.get('lr_max', lr/d)
         return call + f": a second one-cycle peaking at {'LR_MAX/' + _g(d) + ' = ' if 'lr_max' not in p else ''}{_g(peak)}"
@@ -281,7 +281,7 @@ def write_summary(out, # the reports folder: executed notebooks are read from it
 def full_design(dataset:str='mnist1d') -> dict: # the dataset of the full run
     "The parameters full mode injects into each notebook: `ozcycle.runner.design(dataset)` as E0, E1, SEEDS, LR_MAX"
     d = design(dataset)
-    return dict(E0=d['e0'], E1=d['e1'], SEEDS=d['seeds'], LR_MAX=d['lr_max'])
+    return dict(E0=d['n_epoch_base'], E1=d['n_epoch_cont'], SEEDS=d['seeds'], LR_MAX=d['lr_max'])
 
 def nbs_path() -> Path: # the folder holding the experiment notebooks
     "The `nbs/` folder of the source checkout `ozcycle` is installed from (`pip install -e .`)"

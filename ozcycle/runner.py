@@ -20,7 +20,7 @@ from fastprogress.fastprogress import master_bar, progress_bar
 from .schedules import one_cycle, one_cycle_moms
 from .fit import FitState, continuation_scheds, continuation_defaults, strategies
 from .fastai_compat import LeanCallback, lean_learner
-from .core import check_real
+from .core import check_real, check_int, check_keys
 from .setting import Setting, as_setting
 from .data import DATASETS, default_dataset, get_data, make_model
 from .store import save_json, save_csv, save_checkpoint, load_checkpoint, rng_state, set_rng_state, seed_everything, code_version, run_key, _RunLock, _jsonable
@@ -41,17 +41,14 @@ def _check_name(what, name):
         raise ValueError(f"{what} {name!r} must start with a letter or digit and use only letters, digits and _ . = + -")
     return name
 
-def _check_int(name, v, lo):
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo: raise ValueError(f"{name}={v!r} must be an integer >= {lo}")
-    return int(v)
+def _check_int(name, v, lo): return check_int(name, v, lo=lo)   # `ozcycle.core`'s check, with the runner's lower bounds
 
 def _check_arm(name, spec, lr_max):
     if not isinstance(spec, dict) or 'strategy' not in spec:
         raise TypeError(f"arms[{name!r}]={spec!r} must be a dict with a 'strategy' key, one of {', '.join(strategies + ('one_cycle',))}")
     s, params = spec['strategy'], {k: v for k, v in spec.items() if k != 'strategy'}
     if s == 'one_cycle':
-        bad = sorted(set(params) - set(ONE_CYCLE_KEYS))
-        if bad: raise TypeError(f"arms[{name!r}]: strategy 'one_cycle' got unexpected argument(s) {', '.join(bad)}; it takes {', '.join(ONE_CYCLE_KEYS)}")
+        check_keys(f"arms[{name!r}]: strategy 'one_cycle'", params, ONE_CYCLE_KEYS)
         if 'n_epoch' not in params: raise ValueError(f"arms[{name!r}]: strategy 'one_cycle' needs n_epoch (the cycle's length in epochs)")
         _check_int(f"arms[{name!r}]['n_epoch']", params['n_epoch'], 1)
         one_cycle(**{k: v for k, v in {'lr_max': lr_max, **params}.items() if k != 'n_epoch'})
@@ -93,19 +90,23 @@ def _common(cfg):
             'bs': cfg['bs'], 'lr_max': cfg['lr_max'], 'wd': cfg['wd'], 'moms': cfg['moms'], 'device': cfg['device_type'],
             'code': code_version(), **({'setting': cfg['setting']} if cfg.get('setting') else {})}
 
+def _one_cycle_defaults():
+    "`one_cycle`'s defaults (div, div_final, pct_start), read from its signature: written once, there"
+    return {k: float(p.default) for k, p in inspect.signature(one_cycle).parameters.items() if p.default is not inspect.Parameter.empty}
+
 def run_spec(cfg:dict, # an experiment's configuration (see `run_experiment`)
              arm:str, # 'base', 'long' or one of cfg['arms']
              seed:int): # the run's seed
     "Everything that decides the numbers of run (`arm`, `seed`), with defaults filled in"
-    e0, e1 = cfg['e0'], cfg['e1']
-    spec = cfg['arms'].get(arm, {'strategy': 'one_cycle', 'n_epoch': e0 if arm == 'base' else e0 + e1})
+    n_epoch_base, n_epoch_cont = cfg['n_epoch_base'], cfg['n_epoch_cont']
+    spec = cfg['arms'].get(arm, {'strategy': 'one_cycle', 'n_epoch': n_epoch_base if arm == 'base' else n_epoch_base + n_epoch_cont})
     s, params = spec['strategy'], {k: _num(v) for k, v in spec.items() if k != 'strategy'}
     base = {**_common(cfg), 'seed': int(seed)}
     if s == 'one_cycle':
-        defaults = {'lr_max': cfg['lr_max'], 'div': 25., 'div_final': 1e5, 'pct_start': 0.25}
+        defaults = {'lr_max': cfg['lr_max'], **_one_cycle_defaults()}
         return {**base, 'strategy': 'one_cycle', **defaults, **params, 'n_epoch': int(spec['n_epoch'])}
     return {**base, 'strategy': s, **{k: _num(v) for k, v in continuation_defaults(s).items()}, **params,
-            'n_epoch': e1, 'from': run_key(run_spec(cfg, 'base', seed))}
+            'n_epoch': n_epoch_cont, 'from': run_key(run_spec(cfg, 'base', seed))}
 
 # %% ../nbs/07_runner.ipynb #e7634e0a
 class DivergenceWarning(RuntimeWarning):
@@ -116,7 +117,7 @@ class RunLog(LeanCallback):
     order = 70  # after ParamScheduler (60): the optimizer holds the batch's LR and momentum
     def __init__(self,
                  ckpt, # checkpoint file, replaced atomically after every epoch
-                 epoch0:int=0, # epochs trained before this fit (a continuation: e0)
+                 epoch0:int=0, # epochs trained before this fit (a continuation: n_epoch_base)
                  rows=None, # rows of epochs already done (when resuming)
                  hps=None, # {'lr': [...], 'mom': [...]} of batches already done (when resuming)
                  starts=(0,), # the epoch of the fit each training session started from (provenance)
@@ -164,9 +165,9 @@ class RunLog(LeanCallback):
         if self.on_epoch is not None: self.on_epoch(row)
 
 # %% ../nbs/07_runner.ipynb #65ce4ec3
-# The default design is `make_config`'s signature (e0=10, e1=10, seeds=8); these are the only other defaults, each with its reason:
+# The default design is `make_config`'s signature (n_epoch_base=10, n_epoch_cont=10, seeds=8); these are the only other defaults, each with its reason:
 LR_MAX = {'mnist1d': 3e-2, None: 1e-2}  # peak LR (Adam): 3e-2 for MNIST-1D's cnn1d (3x fastai's usual 1e-2: its pilot still fell fastest there); 1e-2 elsewhere
-QUICK_DESIGN = dict(e0=2, e1=2, seeds=1)  # quick mode (nbdev-test, `ozcycle run --quick`): seconds per notebook; one seed: a smoke test, not evidence
+QUICK_DESIGN = dict(n_epoch_base=2, n_epoch_cont=2, seeds=1)  # quick mode (nbdev-test, `ozcycle run --quick`): seconds per notebook; one seed: a smoke test, not evidence
 QUICK_DATA = {'mnist1d': dict(n_train=1000, n_valid=500), 'digits': dict(n_valid=300)}
 SMALL_DATASETS = ('mnist1d', 'digits')
 COLUMNS = ['experiment', 'arm', 'strategy', 'seed', 'epoch', 'train_loss', 'valid_loss', 'accuracy', 'lr', 'mom', 'time_s', 'diverged']
@@ -202,8 +203,8 @@ def _check_seeds(seeds):
 def make_config(name:str='experiment', # experiment name: the folder out/name and the `experiment` column
                 arms=('refit', 'constant', 'decay'), # strategy names, or a dict name -> {'strategy': ..., **params} (see `check_arms`)
                 dataset=None, # a key of `ozcycle.data.DATASETS` (default 'cifar10' with CUDA, else 'mnist1d'), a callable seed -> DataLoaders, or a `Setting`
-                e0:int=10, # epochs of the base one-cycle, >= 1
-                e1:int=10, # epochs of each continuation; 'long' trains e0+e1, >= 0
+                n_epoch_base:int=10, # epochs of the base one-cycle, >= 1
+                n_epoch_cont:int=10, # epochs of each continuation; 'long' trains n_epoch_base+n_epoch_cont, >= 0
                 seeds=8, # number of paired seeds (0..n-1), or a list of distinct seeds (ints >= 0)
                 lr_max:float|None=None, # peak LR of the base one-cycle and of 'long', > 0; default `LR_MAX` for the dataset
                 bs:int|None=None, # batch size; default the dataset's
@@ -212,7 +213,7 @@ def make_config(name:str='experiment', # experiment name: the folder out/name an
                 model=None, # a key of `ozcycle.data.MODELS` (default the dataset's); with a callable `dataset`, a callable dls -> nn.Module or Learner
                 model_kw:dict|None=None, # arguments of the model
                 data_kw:dict|None=None, # arguments of the dataset's loader (e.g. n_train, n_valid); default `QUICK_DATA` when `quick`
-                long:bool=True, # also train the equal-compute control 'long' = fit_cycle(e0+e1) from scratch
+                long:bool=True, # also train the equal-compute control 'long' = fit_cycle(n_epoch_base+n_epoch_cont) from scratch
                 quick:bool=False, # small data for smoke runs and tests (epochs and seeds stay as given)
                 device=None, # torch device; default CUDA when available, else CPU
                ) -> dict:
@@ -225,9 +226,9 @@ def make_config(name:str='experiment', # experiment name: the folder out/name an
     if lr_max is None: lr_max = LR_MAX.get(dataset, LR_MAX[None])
     lr_max = check_real('lr_max', lr_max, 0, lo_open=True, what='a learning rate')
     arms = check_arms(arms, lr_max)
-    e0, e1 = _check_int('e0', e0, 1), _check_int('e1', e1, 0)
-    if e1 == 0 and (long or any(a['strategy'] != 'one_cycle' for a in arms.values())):
-        raise ValueError("e1=0 leaves no epochs for the continuations and 'long': give e1 >= 1, or only one_cycle arms and long=False")
+    n_epoch_base, n_epoch_cont = _check_int('n_epoch_base', n_epoch_base, 1), _check_int('n_epoch_cont', n_epoch_cont, 0)
+    if n_epoch_cont == 0 and (long or any(a['strategy'] != 'one_cycle' for a in arms.values())):
+        raise ValueError("n_epoch_cont=0 leaves no epochs for the continuations and 'long': give n_epoch_cont >= 1, or only one_cycle arms and long=False")
     if wd is not None and (isinstance(wd, bool) or not isinstance(wd, numbers.Real) or not (math.isfinite(wd) and wd >= 0)):
         raise ValueError(f"wd={wd!r} must be a finite weight decay >= 0, or None for fastai's default")
     m = [float(x) for x in moms]
@@ -238,20 +239,20 @@ def make_config(name:str='experiment', # experiment name: the folder out/name an
     return {'experiment': name, 'dataset': dataset, 'model': model or spec.model,
             'model_kw': dict(model_kw) if model_kw is not None else (dict(spec.model_kw) if model is None else {}),
             'data_kw': dict(data_kw), 'bs': _check_int('bs', bs, 1) if bs is not None else spec and spec.bs,
-            'e0': e0, 'e1': e1, 'lr_max': float(lr_max), 'wd': None if wd is None else float(wd), 'moms': m,
+            'n_epoch_base': n_epoch_base, 'n_epoch_cont': n_epoch_cont, 'lr_max': float(lr_max), 'wd': None if wd is None else float(wd), 'moms': m,
             'seeds': _check_seeds(seeds), 'arms': arms, 'long': bool(long), 'quick': bool(quick),
             'device': str(dev), 'device_type': dev.type, 'setting': own and own.spec(), '_own': own}
 
 def _arm_names(cfg): return ['base', *cfg['arms'], *(['long'] if cfg['long'] else [])]
 def _strategy(cfg, arm): return cfg['arms'][arm]['strategy'] if arm in cfg['arms'] else 'one_cycle'
-def _epoch0(cfg, arm): return cfg['e0'] if _strategy(cfg, arm) in strategies else 0
+def _epoch0(cfg, arm): return cfg['n_epoch_base'] if _strategy(cfg, arm) in strategies else 0
 
 def design(dataset:str|None=None, # a key of `ozcycle.data.DATASETS`; default as in `make_config`
            quick:bool=False, # the quick (smoke) design instead of the full one
-          ) -> dict: # {'dataset', 'e0', 'e1', 'seeds', 'lr_max'}
+          ) -> dict: # {'dataset', 'n_epoch_base', 'n_epoch_cont', 'seeds', 'lr_max'}
     "The default design of a comparison, read from `make_config`'s signature (or `QUICK_DESIGN`): what `ozcycle run`, `make run` and the notebooks use"
     sig = {k: p.default for k, p in inspect.signature(make_config).parameters.items()}
-    d = {k: sig[k] for k in ('e0', 'e1', 'seeds')}
+    d = {k: sig[k] for k in ('n_epoch_base', 'n_epoch_cont', 'seeds')}
     if quick: d.update(QUICK_DESIGN)
     if dataset is None: dataset = default_dataset()
     return dict(dataset=dataset, **d, lr_max=LR_MAX.get(dataset, LR_MAX[None]))
@@ -313,7 +314,7 @@ class _Runner:
     def base_state(self, learn):
         "The `FitState` the base cycle leaves, rebuilt without training (`FitState.planned`)"
         c = self.cfg
-        return FitState.planned({'lr': one_cycle(c['lr_max']), 'mom': one_cycle_moms(c['moms'])}, c['e0'],
+        return FitState.planned({'lr': one_cycle(c['lr_max']), 'mom': one_cycle_moms(c['moms'])}, c['n_epoch_base'],
                                 len(learn.dls.train), kind='one_cycle')
 
     def run(self, arm, seed, bars):
@@ -331,14 +332,14 @@ class _Runner:
             if rec is not None: return rec
             if not (d/'spec.json').exists(): save_json(spec, d/'spec.json')
             if cont and base['status'] != 'done':
-                return self._finish(d, [dict(epoch=c['e0'] + 1, diverged=True)], {'lr': [], 'mom': []}, 'diverged',
+                return self._finish(d, [dict(epoch=c['n_epoch_base'] + 1, diverged=True)], {'lr': [], 'mom': []}, 'diverged',
                                     f"arm {arm!r} seed {seed} not trained: its base run diverged, so there is nothing to continue from")
             return self._train(arm, seed, d, spec, cont, bars)
         finally: lock.release()
 
     def _train(self, arm, seed, d, spec, cont, bars):
         c, n_epoch = self.cfg, spec['n_epoch']
-        epoch0 = c['e0'] if cont else 0
+        epoch0 = c['n_epoch_base'] if cont else 0
         learn, state, start = self.learner(seed, epoch0), None, 0
         if (d/'last.pt').exists():
             state = load_checkpoint(d/'last.pt'); start = state['fit_epoch']  # on the CPU: RNG states must stay there
@@ -382,7 +383,7 @@ def run_experiment(arms=('refit', 'constant', 'decay'), # strategy names, or a d
                    quiet:bool=False, # no progress bars
                    n_threads:int|None=None, # torch CPU threads; default 1 for the small datasets on CPU, else torch's
                    poll_s:float=2., # seconds between looks at runs another process is training
-                   **kwargs): # the comparison's design and settings: see `make_config` (name, dataset, e0, e1, seeds, lr_max, ...)
+                   **kwargs): # the comparison's design and settings: see `make_config` (name, dataset, n_epoch_base, n_epoch_cont, seeds, lr_max, ...)
     "Train `base`, every arm and `long` for every seed, resuming what was interrupted; the `Results`"
     cfg = make_config(arms=arms, **kwargs)
     if n_threads is None and cfg['device_type'] == 'cpu' and cfg['dataset'] in SMALL_DATASETS: n_threads = 1
@@ -443,7 +444,7 @@ class Results:
         plot_curves(self.df, 'valid_loss', axs[0, 0], conf); plot_final(self.df, metric, axs[0, 1], conf)
         plot_schedules(self.schedules(), {a: _epoch0(self.config, a) for a in _arm_names(self.config)}, axs[1])
         c = self.config
-        fig.suptitle(f"{c.get('experiment')}: {c.get('dataset')}, {c.get('e0')}+{c.get('e1')} epochs, {self.df['seed'].nunique()} seeds")
+        fig.suptitle(f"{c.get('experiment')}: {c.get('dataset')}, {c.get('n_epoch_base')}+{c.get('n_epoch_cont')} epochs, {self.df['seed'].nunique()} seeds")
         fig.tight_layout()
         return fig
 

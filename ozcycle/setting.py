@@ -36,7 +36,7 @@ class SeededShuffle(LeanCallback):
     order = -10  # before the training loader is iterated
     def __init__(self,
                  seed:int, # the run's seed, >= 0
-                 epoch0:int=0): # epochs trained before this fit (a continuation: e0)
+                 epoch0:int=0): # epochs trained before this fit (a continuation: n_epoch_base)
         self.seed, self.epoch0 = seed, epoch0
     def before_train(self):
         dl = self.learn.dls.train

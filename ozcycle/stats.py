@@ -123,7 +123,7 @@ def quick_text(config:dict, # an experiment's configuration (config.json)
     kw, ds = config.get('data_kw') or {}, config.get('dataset')
     size = (f"a {kw['n_train']:,}/{kw['n_valid']:,}-example (train/valid) slice of {ds}" if {'n_train', 'n_valid'} <= set(kw)
             else f"{ds} ({', '.join(f'{k}={v}' for k, v in kw.items())})" if kw else f"{ds} (small data)")
-    return f"{n} seed{'s' * (n != 1)} and {config.get('e0')}+{config.get('e1')} epochs on {size}"
+    return f"{n} seed{'s' * (n != 1)} and {config.get('n_epoch_base')}+{config.get('n_epoch_cont')} epochs on {size}"
 
 def _quick_note(config, n_seeds):
     "The footer's warning for a quick-mode (smoke) run; '' for a full run"
@@ -145,7 +145,7 @@ def verdict(df:pd.DataFrame, # results table
     n_seeds = int(df['seed'].nunique())
     hw = config.get('hardware', {})
     foot = (f"{n_seeds} paired seed{'s' * (n_seeds != 1)}; {config.get('dataset')}, model {config.get('model')}, "
-            f"{config.get('e0')}+{config.get('e1')} epochs, lr_max {config.get('lr_max')}; hardware: {hw.get('device', '?')} "
+            f"{config.get('n_epoch_base')}+{config.get('n_epoch_cont')} epochs, lr_max {config.get('lr_max')}; hardware: {hw.get('device', '?')} "
             f"({hw.get('name', '?')}, {hw.get('torch_threads', '?')} torch thread{'s' * (hw.get('torch_threads') != 1)}); training time {df['time_s'].sum()/60:.1f} min "
             f"(all epochs of all runs)" + (f", wall time of the last call {config['wall_s']/60:.1f} min" if 'wall_s' in config else '') + '.'
             + _quick_note(config, n_seeds))
@@ -330,7 +330,7 @@ def plot_final(df:pd.DataFrame, # results table
     return ax.figure
 
 def plot_schedules(hps:dict, # arm -> ({'lr': [...], 'mom': [...]} per training batch, batches per epoch)
-                   epoch0:dict|None=None, # arm -> epochs trained before the arm's fit (continuations: e0); default 0
+                   epoch0:dict|None=None, # arm -> epochs trained before the arm's fit (continuations: n_epoch_base); default 0
                    axs=None): # two Axes (LR, momentum); a new figure when None
     "The LR and the momentum of every arm per training batch, against epochs; the figure"
     if axs is None: fig, axs = plt.subplots(1, 2, figsize=(10, 3.5)); plt.close(fig)  # returned, shown once

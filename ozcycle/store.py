@@ -54,7 +54,7 @@ def load_checkpoint(path, # a file `save_checkpoint` wrote
     except FileNotFoundError: raise
     except Exception as e: raise DamagedFileError(path, f"torch.load cannot read it: {type(e).__name__}") from None
 
-# %% ../nbs/05_store.ipynb #08056fff
+# %% ../nbs/05_store.ipynb #59f9d2cc
 class DamagedFileError(OSError):
     "A run file that cannot be read, or whose checksum does not match its content; `path` names it"
     def __init__(self, path, why):
@@ -106,7 +106,7 @@ def seed_everything(seed:int): # any integer >= 0
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
 
 # %% ../nbs/05_store.ipynb #874f9866
-TRAINING_MODULES = ('core', 'schedules', 'fit', 'fastai_compat', 'data', 'store', 'runner')
+TRAINING_MODULES = ('core', 'schedules', 'fit', 'fastai_compat', 'data', 'loaders', 'setting', 'store', 'runner')
 
 def _strip_docstrings(tree):
     for node in ast.walk(tree):

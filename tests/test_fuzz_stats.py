@@ -45,7 +45,7 @@ def test_fuzz_compare(df, a, b, metric):
 @given(df=tables(), control=st.sampled_from([None, 'long', 'zz']), metric=st.sampled_from(['accuracy', 'valid_loss', 'acc']))
 def test_fuzz_verdict(df, control, metric):
     if df.empty: return
-    try: v = verdict(df, {'dataset': 'x', 'e0': 1, 'e1': 1, 'lr_max': 1e-2}, metric=metric, control=control)
+    try: v = verdict(df, {'dataset': 'x', 'n_epoch_base': 1, 'n_epoch_cont': 1, 'lr_max': 1e-2}, metric=metric, control=control)
     except Exception as e: assert _named(e, ['control=', 'metric=']), repr(e); return
     if 'each difference resolved' in v.text:   # then every other arm was compared, on at least two seeds, and resolved
         assert len(v.comparisons) and v.comparisons['resolved'].all() and (v.comparisons['n'] >= 2).all(), v.text

@@ -33,7 +33,7 @@ def toy_dls(seed):
 def toy_model(dls): return nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))
 
 def _run(out, **kw):
-    return run_experiment(['refit', 'decay'], name='own', dataset=toy_dls, model=toy_model, e0=2, e1=2, seeds=[0, 1],
+    return run_experiment(['refit', 'decay'], name='own', dataset=toy_dls, model=toy_model, n_epoch_base=2, n_epoch_cont=2, seeds=[0, 1],
                           lr_max=1e-2, out=out, quiet=True, device='cpu', **kw)
 
 def test_same_seed_same_numbers(tmp_path):
@@ -66,7 +66,7 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, monkeypatch):
     assert res.df.query("arm == 'refit' and seed == 0")['train_loss'].tolist() == full.df.query("arm == 'refit' and seed == 0")['train_loss'].tolist()
 
 def test_branching_from_base_checkpoint(tmp_path):
-    "Continuations name the base run of their seed and train e1 epochs after e0; 'long' trains e0 + e1 from scratch"
+    "Continuations name the base run of their seed and train n_epoch_cont epochs after n_epoch_base; 'long' trains n_epoch_base + n_epoch_cont from scratch"
     res = _run(tmp_path)
     cfg = res.config
     for s in (0, 1):
@@ -85,18 +85,18 @@ def _module(tmp_path, name, body):
 
 def test_key_changes_with_factory_code(tmp_path):
     "The run key holds the factories' code: a changed body trains afresh, a comment does not; the name counts too"
-    def key(mod, **kw): return run_key(run_spec(make_config(dataset=Setting(mod.dls, toy_model, **kw), e0=1, e1=1, seeds=1), 'base', 0))
+    def key(mod, **kw): return run_key(run_spec(make_config(dataset=Setting(mod.dls, toy_model, **kw), n_epoch_base=1, n_epoch_cont=1, seeds=1), 'base', 0))
     v1 = _module(tmp_path, 'own_v1', "def dls(seed): return seed + 1\n")
     k1 = key(v1)
     assert key(_module(tmp_path, 'own_v1', "def dls(seed):\n    # a comment\n    return seed + 1\n")) == k1
     assert key(_module(tmp_path, 'own_v1', "def dls(seed): return seed + 2\n")) != k1
     assert key(v1, name='other') != k1
-    cfg = make_config(dataset='mnist1d', e0=1, e1=1, seeds=1)
+    cfg = make_config(dataset='mnist1d', n_epoch_base=1, n_epoch_cont=1, seeds=1)
     assert 'setting' not in run_spec(cfg, 'base', 0)  # built-in datasets keep their keys
 
 def test_bad_factories(tmp_path):
     "A factory that returns the wrong thing, or a missing model, raises a TypeError naming the argument"
-    kw = dict(e0=1, e1=1, seeds=1, out=tmp_path, quiet=True, device='cpu')
+    kw = dict(n_epoch_base=1, n_epoch_cont=1, seeds=1, out=tmp_path, quiet=True, device='cpu')
     with pytest.raises(TypeError, match=r"dls=.*returned list .*must return fastai DataLoaders"):
         run_experiment(['refit'], dataset=lambda seed: [1], model=toy_model, **kw)
     with pytest.raises(TypeError, match=r"model=.*returned str.*nn.Module or a fastai Learner"):
@@ -131,6 +131,6 @@ def test_fuzz_setting_arguments(dataset, model, name):
     "Any dataset/model/name: a config, or a TypeError/ValueError that names the argument; never another error"
     try:
         s = Setting(dataset, model, name=name) if name is not None else None
-        make_config(dataset=s if s is not None else dataset, model=None if s is not None else model, e0=1, e1=1, seeds=1)
+        make_config(dataset=s if s is not None else dataset, model=None if s is not None else model, n_epoch_base=1, n_epoch_cont=1, seeds=1)
     except (TypeError, ValueError) as e:
         assert any(a in str(e) for a in ('dataset=', 'model=', 'dls=', 'name=')), str(e)

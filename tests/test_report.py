@@ -84,7 +84,7 @@ def test_quick_report_end_to_end_and_rerun_reuses_runs(tmp_path):
     verdict = summary.split('### 10_refit')[1].split('### 11_')[0]
     assert 'a smoke test, not evidence' in verdict
     cfg = json.loads((results/'quick'/'refit'/'config.json').read_text())
-    assert (cfg['e0'], cfg['e1'], cfg['seeds'], cfg['dataset']) == (2, 2, [0], 'mnist1d')
+    assert (cfg['n_epoch_base'], cfg['n_epoch_cont'], cfg['seeds'], cfg['dataset']) == (2, 2, [0], 'mnist1d')
     runs = sorted((results/'quick'/'_runs').glob('*/run.json'))
     assert len(runs) == 5  # base, three refits, long; one seed
     stamp = {p: p.stat().st_mtime_ns for p in runs}

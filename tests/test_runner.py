@@ -24,7 +24,7 @@ def _csv(path): return pd.read_csv(path)
 
 def test_branching_equals_training_on(tmp_path):
     "A continuation that branches from the base's checkpoint is exactly the base fit followed by the continuation in one Learner"
-    res = run_experiment({'refit': {'strategy': 'refit', 'lr_div': 3}, 'decay': {'strategy': 'decay'}}, e0=2, e1=2, seeds=[3],
+    res = run_experiment({'refit': {'strategy': 'refit', 'lr_div': 3}, 'decay': {'strategy': 'decay'}}, n_epoch_base=2, n_epoch_cont=2, seeds=[3],
                          lr_max=1e-2, out=tmp_path, quick=True, quiet=True, dataset='mnist1d', device='cpu')
     for arm, fit in (('refit', lambda l: l.fit_refit(2, lr_div=3)), ('decay', lambda l: l.fit_decay(2))):
         dls = get_data('mnist1d', seed=3, device='cpu', **QUICK_DATA['mnist1d'])
@@ -38,12 +38,12 @@ def test_branching_equals_training_on(tmp_path):
         valid_loss, = learn.validate()[:1]   # fastai's AvgLoss sums in float32, ours in float64: equal to float32 precision
         got = res.df.query("arm == @arm and epoch == 4")['valid_loss'].item()
         assert got == pytest.approx(valid_loss, rel=1e-6), (arm, got, valid_loss)
-    # the controls: base of e0 epochs, long of e0+e1 from the same initial weights
+    # the controls: base of n_epoch_base epochs, long of n_epoch_base+n_epoch_cont from the same initial weights
     assert res.df.groupby('arm')['epoch'].max().to_dict() == {'base': 2, 'refit': 4, 'decay': 4, 'long': 4}
 
 def test_paired_seeds(tmp_path):
     "Every arm of a seed starts from the same weights and sees the same data order; seeds differ"
-    res = run_experiment(['constant'], e0=1, e1=1, seeds=2, out=tmp_path, quick=True, quiet=True, dataset='mnist1d', device='cpu')
+    res = run_experiment(['constant'], n_epoch_base=1, n_epoch_cont=1, seeds=2, out=tmp_path, quick=True, quiet=True, dataset='mnist1d', device='cpu')
     base, long = res.df.query("arm == 'base'"), res.df.query("arm == 'long'")
     # epoch 1 of base and long: same weights and batches, LRs differ (cycle of 1 vs 2 epochs) so losses differ a little
     assert (base['seed'].tolist(), long.query('epoch == 1')['seed'].tolist()) == ([0, 1], [0, 1])
@@ -79,7 +79,7 @@ def test_sigkill_and_rerun(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'Best mean final accuracy' in r.stdout
     killed = _csv(out/'experiment'/'results.csv')
-    ref = run_experiment(['refit', 'constant'], e0=4, e1=3, seeds=2, quick=True, quiet=True, out=tmp_path/'ref',
+    ref = run_experiment(['refit', 'constant'], n_epoch_base=4, n_epoch_cont=3, seeds=2, quick=True, quiet=True, out=tmp_path/'ref',
                          dataset='mnist1d', device='cpu', n_threads=1)
     pd.testing.assert_frame_equal(killed[VALUES], _csv(tmp_path/'ref'/'experiment'/'results.csv')[VALUES], check_exact=True)
     assert len(killed) == 2 * (4 + 3 + 3 + 7) and not killed.duplicated(['arm', 'seed', 'epoch']).any()
@@ -103,7 +103,7 @@ def test_divergence_is_recorded(tmp_path):
     "A huge LR diverges: recorded as diverged (NaN, never a number) with arm, seed and epoch named; other arms go on"
     with warnings.catch_warnings(record=True) as ws:
         warnings.simplefilter('always')
-        res = run_experiment({'hot': {'strategy': 'constant', 'lr': 1e5}, 'refit': {'strategy': 'refit'}}, e0=1, e1=2, seeds=2,
+        res = run_experiment({'hot': {'strategy': 'constant', 'lr': 1e5}, 'refit': {'strategy': 'refit'}}, n_epoch_base=1, n_epoch_cont=2, seeds=2,
                              out=tmp_path, quick=True, quiet=True, dataset='mnist1d', device='cpu')
     df = res.df
     hot = df.query("arm == 'hot'")
@@ -125,10 +125,10 @@ def test_divergence_is_recorded(tmp_path):
     assert load_results(tmp_path/'experiment').df.equals(df)
 
 def test_config_records_versions_and_hardware(tmp_path):
-    res = run_experiment([], e0=1, e1=1, seeds=1, out=tmp_path, quick=True, quiet=True, dataset='mnist1d', device='cpu', long=False)
+    res = run_experiment([], n_epoch_base=1, n_epoch_cont=1, seeds=1, out=tmp_path, quick=True, quiet=True, dataset='mnist1d', device='cpu', long=False)
     cfg = json.loads((tmp_path/'experiment'/'config.json').read_text())
     assert cfg['versions']['torch'] == torch.__version__ and cfg['hardware']['device'] == 'cpu'
-    assert cfg['e0'] == 1 and cfg['seeds'] == [0] and cfg['data_kw'] == QUICK_DATA['mnist1d'] and cfg['wall_s'] > 0
+    assert cfg['n_epoch_base'] == 1 and cfg['seeds'] == [0] and cfg['data_kw'] == QUICK_DATA['mnist1d'] and cfg['wall_s'] > 0
     assert list(res.df['arm'].unique()) == ['base']
 
 def test_bad_arguments():
@@ -136,13 +136,13 @@ def test_bad_arguments():
     with pytest.raises(TypeError, match='lr_dv'): run_experiment({'r': {'strategy': 'refit', 'lr_dv': 3}}, quick=True)
     with pytest.raises(ValueError, match='seeds'): run_experiment(seeds=0)
     with pytest.raises(ValueError, match='dataset'): run_experiment(dataset='mnist')
-    with pytest.raises(ValueError, match='e1=0'): run_experiment(e1=0)
+    with pytest.raises(ValueError, match='n_epoch_cont=0'): run_experiment(n_epoch_cont=0)
 
 
 def test_run_key_changes_with_the_code(monkeypatch):
     "A run stored by other code (a changed schedule, a new torch) is never reused: the code fingerprint is in the key"
     import ozcycle.runner as ex
-    cfg = ex.make_config(arms=['refit'], e0=2, e1=2, seeds=1, quick=True)
+    cfg = ex.make_config(arms=['refit'], n_epoch_base=2, n_epoch_cont=2, seeds=1, quick=True)
     spec = run_spec(cfg, 'refit', 0)
     assert spec['code'] == ex.code_version() and len(spec['code']) == 12
     key = run_key(spec)
