@@ -446,6 +446,7 @@ class Results:
         c = self.config
         fig.suptitle(f"{c.get('experiment')}: {c.get('dataset')}, {c.get('n_epoch_base')}+{c.get('n_epoch_cont')} epochs, {self.df['seed'].nunique()} seeds")
         fig.tight_layout()
+        plt.close(fig)   # returned: a cell that ends with it shows it once
         return fig
 
 def load_results(path) -> Results: # the folder run_experiment wrote: out/name

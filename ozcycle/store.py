@@ -11,9 +11,9 @@ from fastcore.foundation import L
 from .core import atomic_write
 
 # %% auto #0
-__all__ = ['TRAINING_MODULES', 'save_json', 'save_csv', 'save_checkpoint', 'load_checkpoint', 'DamagedFileError', 'save_record',
-           'load_record', 'set_aside', 'rng_state', 'set_rng_state', 'seed_everything', 'code_fingerprint',
-           'code_version', 'run_key']
+__all__ = ['TRAINING_MODULES', 'NOT_TRAINING', 'save_json', 'save_csv', 'save_checkpoint', 'load_checkpoint', 'DamagedFileError',
+           'save_record', 'load_record', 'set_aside', 'rng_state', 'set_rng_state', 'seed_everything',
+           'code_fingerprint', 'code_version', 'run_key']
 
 # %% ../nbs/05_store.ipynb #9ac77f89
 def _jsonable(o):
@@ -108,8 +108,14 @@ def seed_everything(seed:int): # any integer >= 0
 # %% ../nbs/05_store.ipynb #874f9866
 TRAINING_MODULES = ('core', 'schedules', 'fit', 'fastai_compat', 'data', 'loaders', 'setting', 'store', 'runner')
 
+# Top-level names in those modules that draw, summarise or describe, and never decide a number: left out of the fingerprint
+NOT_TRAINING = {'Results', 'load_results', 'design', 'hardware', '_versions', '_cpu_name', '_Bars'}
+
 def _strip_docstrings(tree):
+    "`tree` without docstrings and without functions named `plot*` (drawing never decides a number)"
     for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef)):
+            node.body = [n for n in node.body if not (isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name.startswith('plot'))] or [ast.Pass()]
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
             b = node.body[0]
             if isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant) and isinstance(b.value.value, str):
@@ -131,7 +137,7 @@ def code_fingerprint(sources, # module name -> Python source text
         for node in _strip_docstrings(ast.parse(text)).body:
             if isinstance(node, (ast.Import, ast.ImportFrom)): continue
             name = _def_name(node)
-            if name == '__all__': continue
+            if name == '__all__' or name in NOT_TRAINING: continue
             defs.append((name or '', ast.dump(node, annotate_fields=False)))
     h = hashlib.sha1()
     for name, d in sorted(defs): h.update(f'{name}\0{d}\0'.encode())

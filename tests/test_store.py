@@ -44,3 +44,12 @@ def test_moving_a_function_between_training_modules_keeps_the_key():
     tree.body.remove(fn)
     moved = {**srcs, 'schedules': ast.unparse(tree), 'store': srcs['store'] + '\n\n' + ast.unparse(fn) + '\n'}
     assert code_fingerprint(moved) == code_fingerprint(srcs)
+
+
+def test_editing_a_plot_or_the_results_class_keeps_the_key():
+    srcs = _srcs()
+    tree = ast.parse(srcs['runner'])
+    res = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == 'Results')
+    plot = next(n for n in res.body if isinstance(n, ast.FunctionDef) and n.name == 'plot')
+    plot.body.insert(0, ast.parse('print("a changed plot")').body[0])
+    assert code_fingerprint({**srcs, 'runner': ast.unparse(tree)}) == code_fingerprint(srcs)
