@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_runner.ipynb #67b39838
 from __future__ import annotations
-import inspect, json, math, numbers, os, platform, random, re, time, warnings
+import hashlib, inspect, json, math, numbers, os, platform, random, re, time, warnings
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -23,13 +23,14 @@ from .fastai_compat import LeanCallback, lean_learner
 from .core import check_real, check_int, check_keys
 from .setting import Setting, as_setting
 from .data import DATASETS, default_dataset, get_data, make_model
-from .store import save_json, save_csv, save_checkpoint, load_checkpoint, rng_state, set_rng_state, seed_everything, code_version, run_key, _RunLock, _jsonable
+from .core import remove_stale_temps
+from .store import save_record, load_record, set_aside, DamagedFileError, save_json, save_csv, save_checkpoint, load_checkpoint, rng_state, set_rng_state, seed_everything, code_version, run_key, _RunLock, _jsonable
 from .stats import HIGHER_IS_BETTER, final_metrics, compare, summarize, Verdict, verdict, plot_curves, plot_final, plot_schedules
 
 # %% auto #0
 __all__ = ['CONTROLS', 'ONE_CYCLE_KEYS', 'LR_MAX', 'QUICK_DESIGN', 'QUICK_DATA', 'SMALL_DATASETS', 'COLUMNS', 'check_arms',
-           'run_spec', 'DivergenceWarning', 'RunLog', 'hardware', 'make_config', 'design', 'run_experiment', 'Results',
-           'load_results']
+           'run_spec', 'DivergenceWarning', 'RunLog', 'hardware', 'make_config', 'design', 'DamagedFileWarning',
+           'run_experiment', 'Results', 'load_results']
 
 # %% ../nbs/07_runner.ipynb #88b2d08c
 CONTROLS = ('base', 'long')
@@ -278,6 +279,17 @@ class _Bars:
         self.done += 1
         if self.mb is not None: self.mb.update(self.done)
 
+class DamagedFileWarning(RuntimeWarning):
+    "A run file was damaged: it is set aside (kept, renamed `*.damaged-<time>`) and its run trained again"
+
+def _sha256(path): return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+def _set_aside(e, then):
+    "Move the damaged file of `e` aside and warn; None"
+    try: name = set_aside(e.path).name
+    except FileNotFoundError: return None   # another process set it aside first
+    warnings.warn(f"{e}: set aside as {name}; {then}", DamagedFileWarning, stacklevel=3)
+
 class _Runner:
     "Trains the runs of one configuration into the shared store `out/_runs` (internal; use `run_experiment`)"
     def __init__(self, cfg, store):
@@ -287,8 +299,17 @@ class _Runner:
     def key(self, arm, seed): return run_key(run_spec(self.cfg, arm, seed))
     def run_dir(self, arm, seed): return self.store/self.key(arm, seed)
     def record(self, arm, seed):
+        "The record of a finished run, or None: not finished, or damaged (then set aside, with a warning, to train again)"
         f = self.run_dir(arm, seed)/'run.json'
-        return json.loads(f.read_text()) if f.exists() else None
+        try:
+            rec = load_record(f) if f.exists() else None
+            ck = f.with_name('last.pt')
+            if rec is not None and rec.get('ckpt_sha256') and (not ck.exists() or _sha256(ck) != rec['ckpt_sha256']):
+                raise DamagedFileError(ck, 'missing' if not ck.exists() else 'its checksum does not match the one its run recorded')
+            return rec
+        except DamagedFileError as e:
+            if e.path.name == 'last.pt' and f.exists(): set_aside(f)   # the run is not finished without its checkpoint
+            return _set_aside(e, f"arm {arm!r} seed {seed} is trained again") if e.path.exists() else None
 
     def learner(self, seed, epoch0=0):
         "A fresh `Learner` for `seed`: the seed's initial weights and data order, the same for every arm"
@@ -324,10 +345,11 @@ class _Runner:
         cont = spec['strategy'] in strategies
         if cont:
             base = self.record('base', seed)
-            if base is None: return None  # another process is training the base
+            if base is None: self.run('base', seed, bars); return None  # train it now (its record was set aside), or another process is
         lock = _RunLock(d/'lock')
         if not lock.acquire(): return None
         try:
+            remove_stale_temps(d)   # a writer killed mid-write left them
             rec = self.record(arm, seed)
             if rec is not None: return rec
             if not (d/'spec.json').exists(): save_json(spec, d/'spec.json')
@@ -342,9 +364,15 @@ class _Runner:
         epoch0 = c['n_epoch_base'] if cont else 0
         learn, state, start = self.learner(seed, epoch0), None, 0
         if (d/'last.pt').exists():
-            state = load_checkpoint(d/'last.pt'); start = state['fit_epoch']  # on the CPU: RNG states must stay there
-        elif cont:
-            state = {**load_checkpoint(self.run_dir('base', seed)/'last.pt'), 'rows': [], 'hps': {'lr': [], 'mom': []}, 'starts': []}
+            try: state = load_checkpoint(d/'last.pt'); start = state['fit_epoch']  # on the CPU: RNG states must stay there
+            except DamagedFileError as e: _set_aside(e, f"arm {arm!r} seed {seed} is trained again from its start")
+        if state is None and cont:
+            bd = self.run_dir('base', seed)
+            try: state = {**load_checkpoint(bd/'last.pt'), 'rows': [], 'hps': {'lr': [], 'mom': []}, 'starts': []}
+            except DamagedFileError as e:   # the base must be trained again before anything continues from it
+                _set_aside(e, f"the base run of seed {seed} is trained again")
+                if (bd/'run.json').exists(): set_aside(bd/'run.json')
+                return None
         if state is not None: self._restore(learn, state)
         bars.start(f"{arm}, seed {seed}", n_epoch, start)
         starts = (state['starts'] if state is not None else []) + ([start] if start < n_epoch else [])
@@ -366,8 +394,9 @@ class _Runner:
 
     def _finish(self, d, rows, hps, status, message, starts=()):
         n_iter = len(self._dls.train) if self._dls is not None else None
-        rec = {'status': status, 'message': message, 'rows': rows, 'hps': hps, 'n_iter': n_iter, 'starts': list(starts)}
-        save_json(rec, d/'run.json')
+        rec = {'status': status, 'message': message, 'rows': rows, 'hps': hps, 'n_iter': n_iter, 'starts': list(starts),
+               'ckpt_sha256': _sha256(d/'last.pt') if (d/'last.pt').exists() else None}   # continuations and reruns check it
+        save_record(rec, d/'run.json')
         return rec
 
 def _table(cfg, recs):
@@ -401,12 +430,15 @@ def _run(cfg, out, quiet, poll_s):
     save_json(cfg, path/'config.json')
     todo = [(arm, seed) for seed in cfg['seeds'] for arm in _arm_names(cfg)]
     bars, recs, t0 = _Bars(len(todo), quiet), {}, time.perf_counter()
+    f = path/'results.csv'
+    n0 = sum(1 for _ in f.open()) - 1 if f.exists() else 0   # rows a rerun must reach before it rewrites the table
     while todo:
         for arm, seed in list(todo):
             rec = runner.run(arm, seed, bars)
             if rec is None: continue  # held by another process: come back to it
             recs[(arm, seed)] = rec; todo.remove((arm, seed))
-            save_csv(_table(cfg, recs), path/'results.csv')
+            t = _table(cfg, recs)
+            if len(t) >= n0 or not todo: save_csv(t, f)   # the table never shrinks while a rerun reads back finished runs
             bars.finish()
         if todo: time.sleep(poll_s)
     cfg['wall_s'] = time.perf_counter() - t0
@@ -458,5 +490,7 @@ def load_results(path) -> Results: # the folder run_experiment wrote: out/name
     for arm, keys in cfg['runs'].items():
         for seed, key in keys.items():
             f = store/key/'run.json'
-            if f.exists(): recs[(arm, int(seed))] = json.loads(f.read_text())
+            if not f.exists(): continue
+            try: recs[(arm, int(seed))] = load_record(f)
+            except DamagedFileError as e: warnings.warn(f"{e}: left out; `ozcycle run` or `run_experiment` with the same settings trains it again", DamagedFileWarning)
     return Results(_table(cfg, recs), cfg, {k: (v['hps'], v['n_iter']) for k, v in recs.items()}, path)
