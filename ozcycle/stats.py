@@ -38,7 +38,8 @@ def t_interval(x, # sample values (non-finite ones are dropped)
     if n < 2: return dict(mean=m, std=math.nan, n=1, lo=math.nan, hi=math.nan)
     s = float(x.std(ddof=1)); h = float(scipy.stats.t.ppf((1 + conf) / 2, n - 1)) * s / math.sqrt(n)
     lo, hi = m - h, m + h
-    if bounds is not None: lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    if bounds is not None:   # both ends inside the bounds (also for values outside them, which a metric should not have)
+        b0, b1 = bounds; lo, hi = min(max(lo, b0), b1), max(min(hi, b1), b0)
     return dict(mean=m, std=s, n=n, lo=lo, hi=hi)
 
 def final_metrics(df:pd.DataFrame) -> pd.DataFrame: # results table
