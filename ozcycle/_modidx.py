@@ -301,7 +301,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'ozcycle.runner._Runner.run_dir': ('runner.html#_runner.run_dir', 'ozcycle/runner.py'),
                                 'ozcycle.runner._arm_names': ('runner.html#_arm_names', 'ozcycle/runner.py'),
                                 'ozcycle.runner._check_arm': ('runner.html#_check_arm', 'ozcycle/runner.py'),
-                                'ozcycle.runner._check_int': ('runner.html#_check_int', 'ozcycle/runner.py'),
                                 'ozcycle.runner._check_name': ('runner.html#_check_name', 'ozcycle/runner.py'),
                                 'ozcycle.runner._check_seeds': ('runner.html#_check_seeds', 'ozcycle/runner.py'),
                                 'ozcycle.runner._common': ('runner.html#_common', 'ozcycle/runner.py'),

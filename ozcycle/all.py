@@ -16,9 +16,7 @@ from .runner import *
 from .setting import *
 from . import schedules as _schedules, fit as _fit, clip as _clip, data as _data, loaders as _loaders, stats as _stats, runner as _runner, setting as _setting
 
-# Plumbing: importable from its module (`ozcycle.store`, `ozcycle.data`, ...), not star-exported to users' namespaces
-PLUMBING = {'save_json', 'save_csv', 'save_checkpoint', 'load_checkpoint', 'rng_state', 'set_rng_state', 'code_version',
-            'run_key', 'run_spec', 'cache_dir', 'cached', 'atomic_save', 'epoch_generator', 'cifar_stats', 'imagenet_stats',
-            'get_model', 'lean_learner', 'RunLog', 'hardware', 'COLUMNS', 'QUICK_DATA', 'SMALL_DATASETS',
-            'factory_id', 'as_setting', 'SeededShuffle'}
+# Plumbing of the modules below: importable from its module, not star-exported to users' namespaces
+# (`ozcycle.store`, the file writers, RNG state and run keys, is not star-imported at all)
+PLUMBING = {'run_spec', 'hardware', 'RunLog', 'COLUMNS', 'QUICK_DATA', 'SMALL_DATASETS', 'factory_id', 'as_setting', 'SeededShuffle'}
 __all__ = [n for m in (_schedules, _fit, _clip, _data, _loaders, _stats, _runner, _setting) for n in m.__all__ if n not in PLUMBING]

@@ -42,7 +42,6 @@ def _check_name(what, name):
         raise ValueError(f"{what} {name!r} must start with a letter or digit and use only letters, digits and _ . = + -")
     return name
 
-def _check_int(name, v, lo): return check_int(name, v, lo=lo)   # `ozcycle.core`'s check, with the runner's lower bounds
 
 def _check_arm(name, spec, lr_max):
     if not isinstance(spec, dict) or 'strategy' not in spec:
@@ -51,7 +50,7 @@ def _check_arm(name, spec, lr_max):
     if s == 'one_cycle':
         check_keys(f"arms[{name!r}]: strategy 'one_cycle'", params, ONE_CYCLE_KEYS)
         if 'n_epoch' not in params: raise ValueError(f"arms[{name!r}]: strategy 'one_cycle' needs n_epoch (the cycle's length in epochs)")
-        _check_int(f"arms[{name!r}]['n_epoch']", params['n_epoch'], 1)
+        check_int(f"arms[{name!r}]['n_epoch']", params['n_epoch'], lo=1)
         one_cycle(**{k: v for k, v in {'lr_max': lr_max, **params}.items() if k != 'n_epoch'})
     elif s in strategies:
         prev = FitState.planned({'lr': one_cycle(lr_max), 'mom': one_cycle_moms()}, 1, 1, kind='one_cycle')
@@ -194,7 +193,7 @@ def hardware(device=None) -> dict: # a torch device or its name; default fastai'
     return {'device': str(device), 'name': name, 'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads()}
 
 def _check_seeds(seeds):
-    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool): return list(range(_check_int('seeds', seeds, 1)))
+    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool): return list(range(check_int('seeds', seeds, lo=1)))
     try: s = list(seeds)
     except TypeError: raise TypeError(f"seeds={seeds!r} must be a count (int >= 1) or a list of seeds (ints >= 0)") from None
     if not s or any(isinstance(x, bool) or not isinstance(x, numbers.Integral) or x < 0 for x in s) or len(set(s)) != len(s):
@@ -227,7 +226,7 @@ def make_config(name:str='experiment', # experiment name: the folder out/name an
     if lr_max is None: lr_max = LR_MAX.get(dataset, LR_MAX[None])
     lr_max = check_real('lr_max', lr_max, 0, lo_open=True, what='a learning rate')
     arms = check_arms(arms, lr_max)
-    n_epoch_base, n_epoch_cont = _check_int('n_epoch_base', n_epoch_base, 1), _check_int('n_epoch_cont', n_epoch_cont, 0)
+    n_epoch_base, n_epoch_cont = check_int('n_epoch_base', n_epoch_base, lo=1), check_int('n_epoch_cont', n_epoch_cont, lo=0)
     if n_epoch_cont == 0 and (long or any(a['strategy'] != 'one_cycle' for a in arms.values())):
         raise ValueError("n_epoch_cont=0 leaves no epochs for the continuations and 'long': give n_epoch_cont >= 1, or only one_cycle arms and long=False")
     if wd is not None and (isinstance(wd, bool) or not isinstance(wd, numbers.Real) or not (math.isfinite(wd) and wd >= 0)):
@@ -239,7 +238,7 @@ def make_config(name:str='experiment', # experiment name: the folder out/name an
     dev = torch.device(device) if device is not None else default_device()
     return {'experiment': name, 'dataset': dataset, 'model': model or spec.model,
             'model_kw': dict(model_kw) if model_kw is not None else (dict(spec.model_kw) if model is None else {}),
-            'data_kw': dict(data_kw), 'bs': _check_int('bs', bs, 1) if bs is not None else spec and spec.bs,
+            'data_kw': dict(data_kw), 'bs': check_int('bs', bs, lo=1) if bs is not None else spec and spec.bs,
             'n_epoch_base': n_epoch_base, 'n_epoch_cont': n_epoch_cont, 'lr_max': float(lr_max), 'wd': None if wd is None else float(wd), 'moms': m,
             'seeds': _check_seeds(seeds), 'arms': arms, 'long': bool(long), 'quick': bool(quick),
             'device': str(dev), 'device_type': dev.type, 'setting': own and own.spec(), '_own': own}
@@ -417,7 +416,7 @@ def run_experiment(arms=('refit', 'constant', 'decay'), # strategy names, or a d
     cfg = make_config(arms=arms, **kwargs)
     if n_threads is None and cfg['device_type'] == 'cpu' and cfg['dataset'] in SMALL_DATASETS: n_threads = 1
     threads0 = torch.get_num_threads()
-    if n_threads is not None: torch.set_num_threads(_check_int('n_threads', n_threads, 1))
+    if n_threads is not None: torch.set_num_threads(check_int('n_threads', n_threads, lo=1))
     try: return _run(cfg, Path(out), quiet, poll_s)
     finally: torch.set_num_threads(threads0)
 

@@ -156,7 +156,7 @@ def code_version() -> str: # 12 hex digits
 
 def run_key(spec:dict) -> str: # what `run_spec` returned
     "A 16-hex-digit name for the run `spec` describes"
-    return hashlib.sha1(json.dumps(spec, sort_keys=True, default=_jsonable).encode()).hexdigest()[:16]
+    return hashlib.sha1(_canonical(spec)).hexdigest()[:16]
 
 # %% ../nbs/05_store.ipynb #54429bd0
 class _RunLock:
