@@ -52,8 +52,8 @@ epochs with each arm, and trains the control 'long' = fit_one_cycle(E0+E1) from 
 Every arm of a seed starts from the same initial weights and sees the data in the same order, so the arms
 are compared seed by seed (paired differences, 95% t-intervals).
 
-Writes OUT/NAME/results.csv (one row per arm, seed and epoch: train_loss, valid_loss, accuracy, lr, mom,
-time_s, diverged), OUT/NAME/config.json (settings, package versions, hardware), and the runs with their
+Writes OUT/NAME/SETTING/results.csv (one row per arm, seed and epoch: setting, train_loss, valid_loss, accuracy, lr, mom,
+time_s, diverged), OUT/NAME/SETTING/config.json (the setting, its LR range test, package versions, hardware), and the runs with their
 checkpoints in OUT/_runs/ (shared by every experiment under OUT). Prints a summary per arm and a verdict.
 Interrupted? Run the same command again: finished runs are skipped, unfinished ones resume from their last
 finished epoch, with the same numbers."""
@@ -78,7 +78,8 @@ examples:
   ozcycle run --dataset mnist1d --epochs 20 20 --seeds 5 --arms refit constant decay --out results
   ozcycle run --epochs 10 10 --arms refit3=refit:lr_div=3 refit30=refit:lr_div=30 --name refit-lr
   ozcycle run --arms low=constant:lr=last decay=decay:kind=linear
-  ozcycle summary results/experiment           # the summary and verdict of a results folder, again
+  ozcycle run --setting digits-sgd             # a named setting: digits, small CNN, SGD with momentum
+  ozcycle summary results/experiment/mnist1d-adam  # the summary and verdict of a results folder, again
   ozcycle report --out reports                 # all the forum experiments as executed notebooks and summary.md"""
 
 class _Parser(argparse.ArgumentParser):
@@ -90,12 +91,14 @@ class _Parser(argparse.ArgumentParser):
 
 def _run_help(r):
     "Fill in `ozcycle run --help`: the defaults of the design (`ozcycle.runner.design`) and of every arm, read where they are defined"
-    from ozcycle.runner import design, LR_MAX
-    full, quick = design('mnist1d'), design('mnist1d', quick=True)
+    from ozcycle.runner import design
+    from ozcycle.setting import SETTINGS, LR_FRACTION
+    full, quick = design(), design(quick=True)
     helps = {'epochs': f"epochs of the base one-cycle, and of each continuation (default {full['n_epoch_base']} {full['n_epoch_cont']}; {quick['n_epoch_base']} {quick['n_epoch_cont']} with --quick)",
              'seeds': f"number of paired seeds, 0..N-1 (default {full['seeds']}; {quick['seeds']} with --quick)",
-             'lr_max': 'peak LR of the base one-cycle and of long (default: ' + ', '.join(f"{v:g} on {k}" for k, v in LR_MAX.items() if k)
-                       + f", {LR_MAX[None]:g} on the others)"}
+             'lr_max': f'peak LR of the base one-cycle and of long (default: {LR_FRACTION:g} x the edge where an LR range test on the fresh model diverges)',
+             'setting': 'a named setting: ' + '; '.join(f"{k} ({s.dataset}, {s.model}, {s.opt})" for k, s in SETTINGS.items())
+                        + f" (default {next(iter(full['settings']))}); not with --dataset/--model/--opt/--lr-max/--bs/--wd"}
     for act in r._actions:
         if act.dest in helps: act.help = helps[act.dest]
     r.epilog = _arm_help() + '\n\n' + _EPILOG
@@ -116,6 +119,8 @@ def _parser():
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument('--dataset', choices=list(DATASETS), default=None,
                    help='dataset (default: cifar10 when CUDA is available, else mnist1d): ' + '; '.join(f'{k}: {v.doc}' for k, v in DATASETS.items()))
+    r.add_argument('--setting', default=None, metavar='NAME', help='a named setting, e.g. digits-sgd')
+    r.add_argument('--opt', choices=['adam', 'sgd'], default=None, help="optimizer, fastai's (default: adam)")
     r.lazy_help = _run_help
     r.add_argument('--epochs', nargs=2, type=int, metavar=('E0', 'E1'), default=None, help='epochs of the base one-cycle, and of each continuation')
     r.add_argument('--seeds', type=int, default=None, metavar='N', help='number of paired seeds, 0..N-1')
@@ -125,7 +130,7 @@ def _parser():
     r.add_argument('--bs', type=int, default=None, help="batch size (default: the dataset's)")
     r.add_argument('--wd', type=float, default=None, help="weight decay (default: fastai's, 0.01 with Adam)")
     r.add_argument('--model', choices=list(MODELS), default=None, help="model (default: the dataset's)")
-    r.add_argument('--name', default='experiment', help='experiment name; results go to OUT/NAME (default: experiment)')
+    r.add_argument('--name', default='experiment', help='experiment name; results go to OUT/NAME/SETTING (default: experiment)')
     r.add_argument('--out', default='results', metavar='OUT', help='results folder (default: results)')
     r.add_argument('--device', default=None, help='torch device, e.g. cpu or cuda (default: cuda when available)')
     r.add_argument('--threads', type=int, default=None, metavar='N', help="torch CPU threads (default: 1 for mnist1d and digits on CPU, else torch's)")
@@ -133,7 +138,7 @@ def _parser():
     r.add_argument('--quiet', action='store_true', help='no progress bars (none either when the output is not a terminal)')
     s = sub.add_parser('summary', help='print the summary and verdict of a results folder',
                        description='Print the summary table and the verdict of the finished runs in a folder that `ozcycle run` wrote.')
-    s.add_argument('path', metavar='DIR', help='the folder OUT/NAME of an `ozcycle run`')
+    s.add_argument('path', metavar='DIR', help='the folder OUT/NAME/SETTING of an `ozcycle run`')
     s.add_argument('--metric', choices=['accuracy', 'valid_loss'], default='accuracy', help='the metric that decides (default: accuracy)')
     rp = sub.add_parser('report', help="run the experiment notebooks headless and write a reports folder (what `make run` does)",
                         description=("Run ozcycle's forum experiments (the notebooks nbs/10_refit, 11_constant_lr, ...) headless in full "
@@ -168,7 +173,7 @@ def _check_device(device:str) -> None: # the --device value
 def _check_out(out:str) -> None: # the --out value
     "Raise `ValueError` naming `--out` unless the folder `out` can be created and written; leaves nothing behind"
     import tempfile
-    if not str(out).strip(): raise ValueError("--out '': give a folder name (results are written to OUT/NAME)")
+    if not str(out).strip(): raise ValueError("--out '': give a folder name (results are written to OUT/NAME/SETTING)")
     path, made = Path(out), []
     for d in [path, *path.parents]:  # the folders mkdir would create, deepest first
         if d.exists() or d == d.parent: break
@@ -194,7 +199,7 @@ def _print_results(res, metric='accuracy'):
 
 MAX_SEEDS = 10_000   # --seeds N trains N paired seeds of every arm: beyond this, a typo
 _FLAGS = {'n_epoch_base': '--epochs E0', 'n_epoch_cont': '--epochs E1', 'seeds': '--seeds', 'bs': '--bs', 'lr_max': '--lr-max', 'wd': '--wd',
-          'model': '--model', 'dataset': '--dataset', 'name': '--name', 'device': '--device', 'n_threads': '--threads'}
+          'model': '--model', 'dataset': '--dataset', 'opt_func': '--opt', 'lr_fraction': '--lr-fraction', 'name': '--name', 'device': '--device', 'n_threads': '--threads'}
 
 def _flags(msg:str) -> str: # an error message of the library
     "`msg` with the library's parameter names (`n_epoch_base=3`, `bs=5000`) replaced by the command's flags (`--epochs E0 3`, `--bs 5000`)"
@@ -221,9 +226,12 @@ def _main(argv):
         except FileNotFoundError as e: p.error(str(e))
         _print_results(res, a.metric)
         return 0
-    d = design(a.dataset, quick=a.quick)   # the defaults: one definition, `ozcycle.runner.design`
+    d = design(quick=a.quick)   # the defaults: one definition, `ozcycle.runner.design`
     n_epoch_base, n_epoch_cont = a.epochs or (d['n_epoch_base'], d['n_epoch_cont'])
-    kw = dict(name=a.name, dataset=a.dataset, n_epoch_base=n_epoch_base, n_epoch_cont=n_epoch_cont, seeds=a.seeds if a.seeds is not None else d['seeds'],
+    if a.setting is not None:
+        given = [f for f, v in (('--dataset', a.dataset), ('--model', a.model), ('--opt', a.opt), ('--lr-max', a.lr_max), ('--bs', a.bs), ('--wd', a.wd)) if v is not None]
+        if given: r.error(f"--setting {a.setting} with {', '.join(given)}: a setting fixes them; give either --setting or those flags")
+    kw = dict(name=a.name, dataset=a.setting or a.dataset, opt_func=a.opt, n_epoch_base=n_epoch_base, n_epoch_cont=n_epoch_cont, seeds=a.seeds if a.seeds is not None else d['seeds'],
               lr_max=a.lr_max, bs=a.bs, wd=a.wd, model=a.model, long=a.long, quick=a.quick, device=a.device)
     try:
         arms = [parse_arm(s) for s in (a.arms or ['refit', 'constant', 'decay'])]
@@ -237,8 +245,9 @@ def _main(argv):
         _check_out(a.out)
         from ozcycle.data import check_model_fits, get_data, DataUnavailableError
         try:
-            check_model_fits(cfg['model'], cfg['dataset'], model_kw=cfg['model_kw'], **cfg['data_kw'])
-            get_data(cfg['dataset'], bs=cfg['bs'], seed=0, device='cpu', **cfg['data_kw'])   # a batch size the data can fill
+            if cfg['setting_dict']['builtin']:
+                check_model_fits(cfg['model'], cfg['dataset'], model_kw=cfg['model_kw'], **cfg['data_kw'])
+                get_data(cfg['dataset'], bs=cfg['bs'], seed=0, device='cpu', **cfg['data_kw'])   # a batch size the data can fill
         except DataUnavailableError as e: raise ValueError(str(e)) from None
     except (ValueError, TypeError) as e: r.error(_flags(str(e).splitlines()[0]))
     show = warnings.showwarning

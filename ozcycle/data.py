@@ -21,8 +21,8 @@ from .loaders import SEED_MAX, TensorDataLoaders, TensorLoader, check_device
 
 # %% auto #0
 __all__ = ['DATASETS', 'MODELS', 'load_mnist1d', 'load_digits', 'DataUnavailableError', 'load_cifar10', 'load_imagenette',
-           'DatasetSpec', 'default_dataset', 'get_data', 'ConvNet1d', 'mlp', 'resnet9', 'make_model', 'model_for',
-           'check_model_fits']
+           'DatasetSpec', 'default_dataset', 'get_data', 'ConvNet1d', 'ConvNet2d', 'mlp', 'resnet9', 'make_model',
+           'model_for', 'check_model_fits']
 
 # %% ../nbs/04_data.ipynb #a8343603
 def cache_dir(
@@ -239,7 +239,7 @@ class DatasetSpec:
 
 DATASETS = {
     'mnist1d': DatasetSpec(load_mnist1d, 128, 'cnn1d', doc='MNIST-1D, generated offline (4,000 train / 4,000 valid); CPU default'),
-    'digits': DatasetSpec(load_digits, 64, 'mlp', {'n_in': 64}, doc="scikit-learn's 8x8 digits (1,200 / 597), no download"),
+    'digits': DatasetSpec(load_digits, 64, 'cnn2d', doc="scikit-learn's 8x8 digits (1,200 / 597), no download"),
     'cifar10': DatasetSpec(load_cifar10, 512, 'resnet9', aug=random_crop_flip, norm=ByteNormalize(*_cifar_stats),
                            doc='CIFAR-10 via fastai untar_data (50,000 / 10,000; downloads once); GPU default'),
     'imagenette': DatasetSpec(load_imagenette, 128, 'resnet9', aug=partial(random_crop_flip, pad=8), norm=ByteNormalize(*_imagenet_stats),
@@ -291,6 +291,24 @@ class ConvNet1d(nn.Module):
         self.linear = nn.Linear(n_flat, n_out)
     def forward(self, x): return self.linear(self.convs(x.reshape(len(x), 1, -1)))
 
+class ConvNet2d(nn.Module):
+    "A small CNN for small images (scikit-learn's 8x8 digits): a `Conv2d`, two stride-2 `Conv2d`, ReLU after each, a linear layer."
+    def __init__(self,
+        n_out:int=10, # classes, 1..2**20
+        channels:int=16, # channels of the first convolution (the others twice as many), 1..2**20
+        c_in:int=1, # input channels, 1..2**20
+        size:int=8, # input height and width in pixels, 3..2**20 (digits: 8)
+    ):
+        super().__init__()
+        n_out, channels, c_in, size = (check_int(k, v, lo, _MAX) for k, v, lo in (('n_out', n_out, 1), ('channels', channels, 1), ('c_in', c_in, 1), ('size', size, 3)))
+        self.c_in, self.size = c_in, size
+        self.convs = nn.Sequential(nn.Conv2d(c_in, channels, 3, padding=1), nn.ReLU(),
+                                   nn.Conv2d(channels, 2*channels, 3, stride=2, padding=1), nn.ReLU(),
+                                   nn.Conv2d(2*channels, 2*channels, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten())
+        with torch.no_grad(): n_flat = self.convs(torch.zeros(1, c_in, size, size)).shape[1]
+        self.linear = nn.Linear(n_flat, n_out)
+    def forward(self, x): return self.linear(self.convs(x.reshape(len(x), self.c_in, self.size, self.size)))
+
 def mlp(
     n_in:int=40, # input features, 1..2**20 (MNIST-1D 40, digits 64)
     n_out:int=10, # classes, 1..2**20
@@ -338,7 +356,7 @@ def _xresnet18(n_out:int=10, c_in:int=3, **kwargs):
     return xresnet18(n_out=check_int('n_out', n_out, 1, _MAX), c_in=check_int('c_in', c_in, 1, _MAX), **kwargs)
 
 # %% ../nbs/04_data.ipynb #49d18ab0
-MODELS = {'cnn1d': ConvNet1d, 'mlp': mlp, 'resnet9': resnet9, 'xresnet18': _xresnet18}
+MODELS = {'cnn1d': ConvNet1d, 'cnn2d': ConvNet2d, 'mlp': mlp, 'resnet9': resnet9, 'xresnet18': _xresnet18}
 
 def make_model(
     name:str, # a key of `MODELS`

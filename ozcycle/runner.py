@@ -21,20 +21,20 @@ from .schedules import one_cycle, one_cycle_moms
 from .fit import FitState, continuation_scheds, continuation_defaults, strategies
 from .fastai_compat import LeanCallback, lean_learner
 from .core import check_real, check_int, check_keys
-from .setting import Setting, as_setting
-from .data import DATASETS, default_dataset, get_data, make_model
+from .setting import Setting, as_setting, grid, resolve_lr, CPU_GRID, GPU_GRID
+from .data import DATASETS
 from .core import remove_stale_temps
 from .store import save_record, load_record, set_aside, DamagedFileError, save_json, save_csv, save_checkpoint, load_checkpoint, rng_state, set_rng_state, seed_everything, code_version, run_key, _RunLock, _jsonable
 from .stats import HIGHER_IS_BETTER, final_metrics, compare, summarize, Verdict, verdict, plot_curves, plot_final, plot_schedules
 
 # %% auto #0
-__all__ = ['CONTROLS', 'ONE_CYCLE_KEYS', 'LR_MAX', 'QUICK_DESIGN', 'QUICK_DATA', 'SMALL_DATASETS', 'COLUMNS', 'check_arms',
-           'run_spec', 'DivergenceWarning', 'RunLog', 'hardware', 'make_config', 'design', 'DamagedFileWarning',
-           'run_experiment', 'Results', 'load_results']
+__all__ = ['CONTROLS', 'ONE_CYCLE_KEYS', 'QUICK_DESIGN', 'QUICK_DATA', 'SMALL_DATASETS', 'COLUMNS', 'check_arms', 'run_spec',
+           'DivergenceWarning', 'RunLog', 'hardware', 'make_config', 'design', 'DamagedFileWarning', 'run_experiment',
+           'Results', 'load_results']
 
 # %% ../nbs/07_runner.ipynb #88b2d08c
 CONTROLS = ('base', 'long')
-ONE_CYCLE_KEYS = ('n_epoch', 'lr_max', 'div', 'div_final', 'pct_start')
+ONE_CYCLE_KEYS = ('n_epoch', 'lr_max', 'lr_fraction', 'div', 'div_final', 'pct_start')
 _name_re = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.=+-]*$')
 
 def _check_name(what, name):
@@ -51,7 +51,9 @@ def _check_arm(name, spec, lr_max):
         check_keys(f"arms[{name!r}]: strategy 'one_cycle'", params, ONE_CYCLE_KEYS)
         if 'n_epoch' not in params: raise ValueError(f"arms[{name!r}]: strategy 'one_cycle' needs n_epoch (the cycle's length in epochs)")
         check_int(f"arms[{name!r}]['n_epoch']", params['n_epoch'], lo=1)
-        one_cycle(**{k: v for k, v in {'lr_max': lr_max, **params}.items() if k != 'n_epoch'})
+        if 'lr_max' in params and 'lr_fraction' in params: raise TypeError(f"arms[{name!r}]: give lr_max or lr_fraction (of the LR range test's edge), not both")
+        if 'lr_fraction' in params: check_real(f"arms[{name!r}]['lr_fraction']", params['lr_fraction'], 0, 1, lo_open=True, what='a fraction of the edge')
+        one_cycle(**{k: v for k, v in {'lr_max': lr_max, **params}.items() if k not in ('n_epoch', 'lr_fraction')})
     elif s in strategies:
         prev = FitState.planned({'lr': one_cycle(lr_max), 'mom': one_cycle_moms()}, 1, 1, kind='one_cycle')
         try: continuation_scheds(s, prev, **params)
@@ -86,9 +88,9 @@ def _num(v):
 
 def _common(cfg):
     # `code`: a run stored by other code is never reused (change a schedule, and `make run` trains afresh)
-    return {'dataset': cfg['dataset'], 'model': cfg['model'], 'model_kw': cfg['model_kw'], 'data_kw': cfg['data_kw'],
-            'bs': cfg['bs'], 'lr_max': cfg['lr_max'], 'wd': cfg['wd'], 'moms': cfg['moms'], 'device': cfg['device_type'],
-            'code': code_version(), **({'setting': cfg['setting']} if cfg.get('setting') else {})}
+    if cfg['lr_max'] is None: raise ValueError("cfg['lr_max'] is None: the LR range test has not set it yet (see `resolve_lr`)")
+    return {'setting': cfg['setting_spec'], 'data_kw': cfg['data_kw'], 'lr_max': cfg['lr_max'], 'wd': cfg['wd'], 'moms': cfg['moms'],
+            'device': cfg['device_type'], 'code': code_version()}
 
 def _one_cycle_defaults():
     "`one_cycle`'s defaults (div, div_final, pct_start), read from its signature: written once, there"
@@ -165,12 +167,11 @@ class RunLog(LeanCallback):
         if self.on_epoch is not None: self.on_epoch(row)
 
 # %% ../nbs/07_runner.ipynb #65ce4ec3
-# The default design is `make_config`'s signature (n_epoch_base=10, n_epoch_cont=10, seeds=8); these are the only other defaults, each with its reason:
-LR_MAX = {'mnist1d': 3e-2, None: 1e-2}  # peak LR (Adam): 3e-2 for MNIST-1D's cnn1d (3x fastai's usual 1e-2: its pilot still fell fastest there); 1e-2 elsewhere
+# The default design is `make_config`'s signature (n_epoch_base=10, n_epoch_cont=10, seeds=8) and `ozcycle.setting.grid()`; these are the only other defaults, each with its reason:
 QUICK_DESIGN = dict(n_epoch_base=2, n_epoch_cont=2, seeds=1)  # quick mode (nbdev-test, `ozcycle run --quick`): seconds per notebook; one seed: a smoke test, not evidence
 QUICK_DATA = {'mnist1d': dict(n_train=1000, n_valid=500), 'digits': dict(n_valid=300)}
 SMALL_DATASETS = ('mnist1d', 'digits')
-COLUMNS = ['experiment', 'arm', 'strategy', 'seed', 'epoch', 'train_loss', 'valid_loss', 'accuracy', 'lr', 'mom', 'time_s', 'diverged']
+COLUMNS = ['experiment', 'setting', 'arm', 'strategy', 'seed', 'epoch', 'train_loss', 'valid_loss', 'accuracy', 'lr', 'mom', 'time_s', 'diverged']
 
 def _versions():
     import fastai, fastcore, fastprogress, scipy
@@ -202,16 +203,18 @@ def _check_seeds(seeds):
 
 def make_config(name:str='experiment', # experiment name: the folder out/name and the `experiment` column
                 arms=('refit', 'constant', 'decay'), # strategy names, or a dict name -> {'strategy': ..., **params} (see `check_arms`)
-                dataset=None, # a key of `ozcycle.data.DATASETS` (default 'cifar10' with CUDA, else 'mnist1d'), a callable seed -> DataLoaders, or a `Setting`
+                dataset=None, # a name in `SETTINGS` ('mnist1d-adam', 'digits-sgd', ...), a `Setting`, a key of `ozcycle.data.DATASETS`, or your callable seed -> DataLoaders; default the first of `grid()`
                 n_epoch_base:int=10, # epochs of the base one-cycle, >= 1
                 n_epoch_cont:int=10, # epochs of each continuation; 'long' trains n_epoch_base+n_epoch_cont, >= 0
                 seeds=8, # number of paired seeds (0..n-1), or a list of distinct seeds (ints >= 0)
-                lr_max:float|None=None, # peak LR of the base one-cycle and of 'long', > 0; default `LR_MAX` for the dataset
+                lr_max:float|None=None, # peak LR of the base one-cycle and of 'long', > 0; default the setting's: `lr_fraction` x the LR range test's edge
                 bs:int|None=None, # batch size; default the dataset's
-                wd:float|None=None, # weight decay; default fastai's (0.01 with Adam)
+                wd:float|None=None, # weight decay in [0, 1]; default fastai's (0.01)
                 moms=(0.95, 0.85, 0.95), # one-cycle momentums (start, peak LR, end), each in [0, 1)
                 model=None, # a key of `ozcycle.data.MODELS` (default the dataset's); with a callable `dataset`, a callable dls -> nn.Module or Learner
                 model_kw:dict|None=None, # arguments of the model
+                opt_func=None, # 'adam' or 'sgd' (fastai's) or an optimizer function; default Adam
+                lr_fraction:float|None=None, # with lr_max=None: the fraction of the edge, in (0, 1]; default `ozcycle.setting.LR_FRACTION`
                 data_kw:dict|None=None, # arguments of the dataset's loader (e.g. n_train, n_valid); default `QUICK_DATA` when `quick`
                 long:bool=True, # also train the equal-compute control 'long' = fit_cycle(n_epoch_base+n_epoch_cont) from scratch
                 quick:bool=False, # small data for smoke runs and tests (epochs and seeds stay as given)
@@ -219,43 +222,35 @@ def make_config(name:str='experiment', # experiment name: the folder out/name an
                ) -> dict:
     "The checked configuration of a comparison (arguments as `run_experiment`'s); `ValueError`/`TypeError` name a bad one"
     _check_name('name', name)
-    own = as_setting(dataset, model)
-    if own is not None: dataset, model, model_kw = own.name, own.ids['model']['name'], model_kw or {}
-    if dataset is None: dataset = 'cifar10' if torch.cuda.is_available() else 'mnist1d'
-    if own is None and not (isinstance(dataset, str) and dataset in DATASETS): raise ValueError(f"dataset={dataset!r} must be one of {', '.join(map(repr, DATASETS))}, a callable seed -> DataLoaders or a Setting")
-    if lr_max is None: lr_max = LR_MAX.get(dataset, LR_MAX[None])
-    lr_max = check_real('lr_max', lr_max, 0, lo_open=True, what='a learning rate')
-    arms = check_arms(arms, lr_max)
+    if dataset is None: dataset = next(iter(grid().values()))['dataset']   # the first setting's dataset: its name, or what the other arguments make of it
+    st = as_setting(dataset, model, opt_func=opt_func, lr_max=lr_max, lr_fraction=lr_fraction, bs=bs, wd=wd, model_kw=model_kw)
+    arms = check_arms(arms, st.lr_max or 1e-2)   # LR parameters are checked against a stand-in peak until the range test sets it
     n_epoch_base, n_epoch_cont = check_int('n_epoch_base', n_epoch_base, lo=1), check_int('n_epoch_cont', n_epoch_cont, lo=0)
     if n_epoch_cont == 0 and (long or any(a['strategy'] != 'one_cycle' for a in arms.values())):
         raise ValueError("n_epoch_cont=0 leaves no epochs for the continuations and 'long': give n_epoch_cont >= 1, or only one_cycle arms and long=False")
-    if wd is not None and (isinstance(wd, bool) or not isinstance(wd, numbers.Real) or not (math.isfinite(wd) and wd >= 0)):
-        raise ValueError(f"wd={wd!r} must be a finite weight decay >= 0, or None for fastai's default")
     m = [float(x) for x in moms]
     if len(m) != 3 or not all(0 <= x < 1 for x in m): raise ValueError(f"moms={moms!r} must be 3 momentums in [0, 1)")
-    spec = DATASETS[dataset] if own is None else None
-    if data_kw is None: data_kw = dict(QUICK_DATA.get(dataset, {})) if quick else {}
+    if data_kw is None: data_kw = dict(QUICK_DATA.get(st.dataset, {})) if quick and st.builtin else {}
     dev = torch.device(device) if device is not None else default_device()
-    return {'experiment': name, 'dataset': dataset, 'model': model or spec.model,
-            'model_kw': dict(model_kw) if model_kw is not None else (dict(spec.model_kw) if model is None else {}),
-            'data_kw': dict(data_kw), 'bs': check_int('bs', bs, lo=1) if bs is not None else spec and spec.bs,
-            'n_epoch_base': n_epoch_base, 'n_epoch_cont': n_epoch_cont, 'lr_max': float(lr_max), 'wd': None if wd is None else float(wd), 'moms': m,
+    return {'experiment': name, 'setting': st.name, 'dataset': st.dataset, 'model': st.model, 'model_kw': dict(st.model_kw), 'opt': st.opt,
+            'data_kw': dict(data_kw), 'bs': st.bs, 'n_epoch_base': n_epoch_base, 'n_epoch_cont': n_epoch_cont,
+            'lr_max': st.lr_max, 'lr_fraction': st.lr_fraction, 'wd': st.wd, 'moms': m,
             'seeds': _check_seeds(seeds), 'arms': arms, 'long': bool(long), 'quick': bool(quick),
-            'device': str(dev), 'device_type': dev.type, 'setting': own and own.spec(), '_own': own}
+            'device': str(dev), 'device_type': dev.type, 'setting_spec': st.spec(), 'setting_dict': st.to_dict(), '_setting': st}
 
 def _arm_names(cfg): return ['base', *cfg['arms'], *(['long'] if cfg['long'] else [])]
 def _strategy(cfg, arm): return cfg['arms'][arm]['strategy'] if arm in cfg['arms'] else 'one_cycle'
 def _epoch0(cfg, arm): return cfg['n_epoch_base'] if _strategy(cfg, arm) in strategies else 0
 
-def design(dataset:str|None=None, # a key of `ozcycle.data.DATASETS`; default as in `make_config`
-           quick:bool=False, # the quick (smoke) design instead of the full one
-          ) -> dict: # {'dataset', 'n_epoch_base', 'n_epoch_cont', 'seeds', 'lr_max'}
-    "The default design of a comparison, read from `make_config`'s signature (or `QUICK_DESIGN`): what `ozcycle run`, `make run` and the notebooks use"
+def design(quick:bool=False, # the quick (smoke) design instead of the full one
+           cuda:bool|None=None, # the GPU grid of settings (True), the CPU grid (False); None: GPU when CUDA is available
+          ) -> dict: # {'settings': name -> Setting.to_dict(), 'n_epoch_base', 'n_epoch_cont', 'seeds'}
+    "The default design of a comparison, read from `make_config`'s signature (or `QUICK_DESIGN`) and `grid()`: what `ozcycle run`, `make run` and the notebooks use"
     sig = {k: p.default for k, p in inspect.signature(make_config).parameters.items()}
     d = {k: sig[k] for k in ('n_epoch_base', 'n_epoch_cont', 'seeds')}
     if quick: d.update(QUICK_DESIGN)
-    if dataset is None: dataset = default_dataset()
-    return dict(dataset=dataset, **d, lr_max=LR_MAX.get(dataset, LR_MAX[None]))
+    return dict(settings=grid(False if quick else cuda), **d)
+
 
 # %% ../nbs/07_runner.ipynb #77773477
 class _Bars:
@@ -293,7 +288,7 @@ class _Runner:
     "Trains the runs of one configuration into the shared store `out/_runs` (internal; use `run_experiment`)"
     def __init__(self, cfg, store):
         self.cfg, self.store, self.device, self._dls = cfg, Path(store), torch.device(cfg['device']), None
-        self.own = cfg.get('_own')  # the user's `Setting`, or None for a built-in dataset
+        self.setting = cfg.get('_setting') or Setting.from_dict(cfg['setting_dict'])  # data, model and optimizer (from config.json: built-in ones)
 
     def key(self, arm, seed): return run_key(run_spec(self.cfg, arm, seed))
     def run_dir(self, arm, seed): return self.store/self.key(arm, seed)
@@ -313,15 +308,9 @@ class _Runner:
     def learner(self, seed, epoch0=0):
         "A fresh `Learner` for `seed`: the seed's initial weights and data order, the same for every arm"
         c = self.cfg
-        if self.own is not None:
-            learn = self.own.learner(seed, self.device, c['wd'], c['moms'], epoch0)
-            if self._dls is None: self._dls = learn.dls
-            return learn
-        if self._dls is None: self._dls = get_data(c['dataset'], bs=c['bs'], seed=0, device=self.device, **c['data_kw'])
-        dls = type(self._dls)(*[dl.new(seed=seed) for dl in self._dls.loaders], path=self._dls.path, device=self.device)
-        dls.load_state_dict({'loaders': [{'seed': seed, 'epoch': 0} for _ in dls.loaders]})
-        seed_everything(seed)
-        return lean_learner(dls, make_model(c['model'], **c['model_kw']), wd=c['wd'], moms=c['moms'])
+        learn = self.setting.learner(seed, self.device, c['moms'], epoch0, c['data_kw'])
+        if self._dls is None: self._dls = learn.dls
+        return learn
 
     def _restore(self, learn, state):
         "Put model, optimizer state and data position of checkpoint `state` (read on the CPU) into `learn`"
@@ -400,14 +389,14 @@ class _Runner:
 
 def _table(cfg, recs):
     "The results table: one row per (experiment, arm, seed, epoch); arms in order, then seeds, then epochs"
-    out = [{'experiment': cfg['experiment'], 'arm': arm, 'strategy': _strategy(cfg, arm), 'seed': seed, **r}
+    out = [{'experiment': cfg['experiment'], 'setting': cfg.get('setting'), 'arm': arm, 'strategy': _strategy(cfg, arm), 'seed': seed, **r}
            for arm in _arm_names(cfg) for seed in cfg['seeds'] if (arm, seed) in recs for r in recs[(arm, seed)]['rows']]
     return pd.DataFrame(out, columns=COLUMNS).astype({'seed': int, 'epoch': int, 'diverged': bool})
 
 # %% ../nbs/07_runner.ipynb #5dfaca23
 @delegates(make_config)
 def run_experiment(arms=('refit', 'constant', 'decay'), # strategy names, or a dict name -> {'strategy': ..., **params} (see `check_arms`)
-                   out='results', # results folder: the experiment goes to out/name, its runs to out/_runs (shared)
+                   out='results', # results folder: the experiment goes to out/name/setting, its runs to out/_runs (shared)
                    quiet:bool=False, # no progress bars
                    n_threads:int|None=None, # torch CPU threads; default 1 for the small datasets on CPU, else torch's
                    poll_s:float=2., # seconds between looks at runs another process is training
@@ -421,9 +410,10 @@ def run_experiment(arms=('refit', 'constant', 'decay'), # strategy names, or a d
     finally: torch.set_num_threads(threads0)
 
 def _run(cfg, out, quiet, poll_s):
-    path, store = out/cfg['experiment'], out/'_runs'
+    path, store = out/cfg['experiment']/cfg['setting'], out/'_runs'
+    cfg = resolve_lr(cfg, store, path)   # lr_max from the LR range test's edge, unless given
     runner = _Runner(cfg, store)
-    cfg = {**{k: v for k, v in cfg.items() if k != '_own'}, 'store': os.path.relpath(store, path), 'hardware': hardware(cfg['device']), 'versions': _versions(),
+    cfg = {**{k: v for k, v in cfg.items() if k != '_setting'}, 'store': os.path.relpath(store, path), 'hardware': hardware(cfg['device']), 'versions': _versions(),
            'started': datetime.now(timezone.utc).isoformat(timespec='seconds'),
            'runs': {arm: {str(s): runner.key(arm, s) for s in cfg['seeds']} for arm in _arm_names(cfg)}}
     save_json(cfg, path/'config.json')

@@ -106,7 +106,7 @@ def seed_everything(seed:int): # any integer >= 0
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
 
 # %% ../nbs/05_store.ipynb #874f9866
-TRAINING_MODULES = ('core', 'schedules', 'fit', 'fastai_compat', 'data', 'loaders', 'setting', 'store', 'runner')
+TRAINING_MODULES = ('core', 'schedules', 'fit', 'fastai_compat', 'data', 'loaders', 'setting', 'lr_range', 'store', 'runner')
 
 # Top-level names in those modules that draw, summarise or describe, and never decide a number: left out of the fingerprint
 NOT_TRAINING = {'Results', 'load_results', 'design', 'hardware', '_versions', '_cpu_name', '_Bars'}

@@ -208,7 +208,7 @@ def test_valid_loss_matches_fastai_default_loader(tmp_path):
 
 def test_bad_names_list_the_valid_ones():
     with pytest.raises(ValueError, match="'cifar10', 'digits', 'imagenette', 'mnist1d'"): get_data('mnist')
-    with pytest.raises(ValueError, match="'cnn1d', 'mlp', 'resnet9', 'xresnet18'"): make_model('resnet')
+    with pytest.raises(ValueError, match="'cnn1d', 'cnn2d', 'mlp', 'resnet9', 'xresnet18'"): make_model('resnet')
     with pytest.raises(ValueError, match='n_valid=0'): load_mnist1d(n_valid=0)
 
 
