@@ -499,4 +499,9 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'ozcycle.widgets.phase_readout': ('widgets.html#phase_readout', 'ozcycle/widgets.py'),
                                  'ozcycle.widgets.readout_html': ('widgets.html#readout_html', 'ozcycle/widgets.py'),
                                  'ozcycle.widgets.readout_values': ('widgets.html#readout_values', 'ozcycle/widgets.py'),
-                                 'ozcycle.widgets.schedule_explorer': ('widgets.html#schedule_explorer', 'ozcycle/widgets.py')}}}
+                                 'ozcycle.widgets.schedule_explorer': ('widgets.html#schedule_explorer', 'ozcycle/widgets.py')},
+            'ozcycle.zone': { 'ozcycle.zone._adj': ('zone.html#_adj', 'ozcycle/zone.py'),
+                              'ozcycle.zone.near_edge': ('zone.html#near_edge', 'ozcycle/zone.py'),
+                              'ozcycle.zone.zone_arms': ('zone.html#zone_arms', 'ozcycle/zone.py'),
+                              'ozcycle.zone.zone_claim': ('zone.html#zone_claim', 'ozcycle/zone.py'),
+                              'ozcycle.zone.zone_table': ('zone.html#zone_table', 'ozcycle/zone.py')}}}
