@@ -274,6 +274,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'ozcycle.lr_range.RangeTest.__repr__': ('lr_range.html#rangetest.__repr__', 'ozcycle/lr_range.py'),
                                   'ozcycle.lr_range.RangeTest._repr_markdown_': ( 'lr_range.html#rangetest._repr_markdown_',
                                                                                   'ozcycle/lr_range.py'),
+                                  'ozcycle.lr_range.RangeTest._rule_text': ('lr_range.html#rangetest._rule_text', 'ozcycle/lr_range.py'),
                                   'ozcycle.lr_range.RangeTest.curve': ('lr_range.html#rangetest.curve', 'ozcycle/lr_range.py'),
                                   'ozcycle.lr_range.RangeTest.diverged': ('lr_range.html#rangetest.diverged', 'ozcycle/lr_range.py'),
                                   'ozcycle.lr_range.RangeTest.edge': ('lr_range.html#rangetest.edge', 'ozcycle/lr_range.py'),

@@ -25,19 +25,32 @@ __all__ = ['Divergence', 'first_divergence', 'RangeTest', 'RangeCallback', 'kept
 
 # %% ../nbs/04b_lr_range.ipynb #d9af3efe
 class Divergence:
-    "fastai's stop rule of `lr_find`, one smoothed loss at a time: True once a loss is non-finite or above `div_thresh` times the smallest so far"
-    def __init__(self, div_thresh:float=4.): # > 1; fastai: 4
-        self.div_thresh, self.best = check_real('div_thresh', div_thresh, 1, lo_open=True), math.inf
+    "The stop rule, one smoothed loss at a time: fastai's (non-finite, or above `div_thresh` x the smallest so far), and optionally a rise above the start or a rebound"
+    def __init__(self,
+                 div_thresh:float=4., # > 1; fastai: 4
+                 rise:float|None=None, # also fire once the loss is above (1 + rise) x its first value, > 0; None: no such rule (fastai)
+                 rebound:float|None=None, # also fire once the loss has climbed back by this share of what it had dropped, in (0, 1]; None: no such rule (fastai)
+                 min_drop:float=0.05): # the rebound rule is armed only once the loss has dropped by this share of its first value, in (0, 1)
+        self.div_thresh, self.best, self.first = check_real('div_thresh', div_thresh, 1, lo_open=True), math.inf, None
+        self.rise = None if rise is None else check_real('rise', rise, 0, lo_open=True)
+        self.rebound = None if rebound is None else check_real('rebound', rebound, 0, 1, lo_open=True)
+        self.min_drop = check_real('min_drop', min_drop, 0, 1, lo_open=True, hi_open=True)
     def __call__(self, s) -> bool: # the next smoothed loss
         s = float(s)
         if not math.isfinite(s): return True
+        if self.first is None: self.first = s
         self.best = min(self.best, s)
-        return s > self.div_thresh * self.best
+        if s > self.div_thresh * self.best: return True
+        if self.rise is not None and s > (1 + self.rise) * self.first: return True
+        drop = self.first - self.best
+        return self.rebound is not None and drop >= self.min_drop * abs(self.first) and s >= self.best + self.rebound * drop
 
 def first_divergence(smoothed, # smoothed losses, in step order
-                     div_thresh:float=4.) -> int|None: # > 1
-    "Index of the first of `smoothed` at which `Divergence(div_thresh)` fires; None if it never does"
-    rule = Divergence(div_thresh)
+                     div_thresh:float=4., # > 1
+                     rise:float|None=None, # see `Divergence`
+                     rebound:float|None=None) -> int|None: # see `Divergence`
+    "Index of the first of `smoothed` at which `Divergence(div_thresh, rise, rebound)` fires; None if it never does"
+    rule = Divergence(div_thresh, rise, rebound)
     return next((i for i, s in enumerate(smoothed) if rule(s)), None)
 
 # %% ../nbs/04b_lr_range.ipynb #8eaf1821
@@ -69,19 +82,23 @@ class RangeTest:
                  beta:float=0.98, # smoothing, in [0, 1)
                  div_thresh:float=4., # the divergence threshold, > 1
                  seed:int|None=None, # the seed of the test; None: the RNGs as they were
-                 mom:float|None=None): # the momentum of the test; None: the optimizer's own
+                 mom:float|None=None, # the momentum of the test; None: the optimizer's own
+                 rise:float|None=None, # divergence also when the loss rises above (1 + rise) x its first value; None: not
+                 rebound:float|None=None): # divergence also when the loss climbs back by this share of its drop; None: not
         self.start_lr = check_real('start_lr', start_lr, 0, lo_open=True, what='a learning rate')
         self.end_lr = check_real('end_lr', end_lr, self.start_lr, lo_open=True, what='a learning rate')
         self.num_it, self.beta = check_int('num_it', num_it, 1), check_real('beta', beta, 0, 1, hi_open=True)
         self.div_thresh = check_real('div_thresh', div_thresh, 1, lo_open=True)
         self.seed, self.mom = _check_seed(seed), _check_mom(mom)
+        self.rise = None if rise is None else check_real('rise', rise, 0, lo_open=True)
+        self.rebound = None if rebound is None else check_real('rebound', rebound, 0, 1, lo_open=True)
         self.lrs = [check_real('lrs', x, 0, lo_open=True, what='a learning rate') for x in _losses('lrs', lrs)]
         self.losses, self.smoothed = _losses('losses', losses), _losses('smoothed', smoothed)
         n = len(self.lrs)
         if not 1 <= n <= self.num_it or len(self.losses) != n or len(self.smoothed) != n:
             raise ValueError(f"lrs, losses and smoothed must have the same length, 1..num_it={self.num_it}; "
                              f"got {n}, {len(self.losses)} and {len(self.smoothed)}")
-        self.edge_step = first_divergence(self.smoothed, self.div_thresh)
+        self.edge_step = first_divergence(self.smoothed, self.div_thresh, self.rise, self.rebound)
 
     @property
     def diverged(self) -> bool: return self.edge_step is not None
@@ -101,7 +118,7 @@ def lr_max(self:RangeTest, fraction:float) -> float: # in (0, 1]: the share of t
     return fraction * self.edge
 
 # %% ../nbs/04b_lr_range.ipynb #6c9a738f
-_ARGS = ('start_lr', 'end_lr', 'num_it', 'beta', 'div_thresh', 'seed', 'mom')
+_ARGS = ('start_lr', 'end_lr', 'num_it', 'beta', 'div_thresh', 'seed', 'mom', 'rise', 'rebound')
 
 @patch
 def to_dict(self:RangeTest) -> dict:
@@ -129,11 +146,18 @@ def __repr__(self:RangeTest):
     return f"RangeTest({where}, lr {self.start_lr:g}..{self.end_lr:g}, div_thresh={self.div_thresh:g}, seed={self.seed})"
 
 @patch
+def _rule_text(self:RangeTest):
+    r = [f"smoothed loss above {self.div_thresh:g} x its minimum, or not finite"]
+    if self.rise is not None: r.append(f"above {1 + self.rise:g} x its first value")
+    if self.rebound is not None: r.append(f"back up by {self.rebound:g} of its drop")
+    return ', or '.join(r)
+
+@patch
 def _repr_markdown_(self:RangeTest):
     if not self.diverged: return (f"**LR range test**: no divergence up to lr={self.lrs[-1]:.3g} ({len(self.lrs)} steps); "
                                   f"raise `end_lr` (now {self.end_lr:g}) to find the edge")
     return (f"**LR range test**: the loss diverged at **edge = {self.edge:.3g}** (step {self.edge_step + 1} of {self.num_it}: "
-            f"smoothed loss above {self.div_thresh:g} x its minimum, or not finite); `lr_max(f)` = f x {self.edge:.3g}")
+            f"{self._rule_text()}); `lr_max(f)` = f x {self.edge:.3g}")
 
 # %% ../nbs/04b_lr_range.ipynb #a774bcac
 @patch
@@ -159,9 +183,9 @@ def plot(self:RangeTest, ax=None, # a matplotlib `Axes` to draw on; None: a new 
 # %% ../nbs/04b_lr_range.ipynb #a0fac045
 class RangeCallback(LeanCallback):
     "Sets the LR of step `i` to fastai's `SchedExp(start_lr, end_lr)(i/num_it)`, records the loss and fastai's smoothed loss, and stops the fit when `Divergence` fires or after `num_it` steps"
-    def __init__(self, start_lr=1e-7, end_lr=10., num_it=100, beta=0.98, div_thresh=4., mom=None):
+    def __init__(self, start_lr=1e-7, end_lr=10., num_it=100, beta=0.98, div_thresh=4., mom=None, rise=None, rebound=None):
         self.sched, self.num_it, self.mom = SchedExp(start_lr, end_lr), num_it, mom
-        self.smooth, self.rule = AvgSmoothLoss(beta), Divergence(div_thresh)
+        self.smooth, self.rule = AvgSmoothLoss(beta), Divergence(div_thresh, rise, rebound)
         self.lrs, self.losses, self.smoothed = [], [], []
     def before_batch(self):
         self.lrs.append(self.sched(len(self.lrs) / self.num_it))
@@ -241,6 +265,8 @@ def lr_range_test(learn:Learner, # a fastai `Learner`; left exactly as it was
                   div_thresh:float=4., # divergence: a smoothed loss above div_thresh x its minimum, > 1 (fastai: 4)
                   seed:int|None=None, # seeds the data order and other randomness of the test, 0..2**32-1; None: as they are
                   mom:float|None=None, # momentum during the test, in [0, 1); None: the optimizer's default
+                  rise:float|None=None, # divergence also once the smoothed loss is above (1 + rise) x its first value, > 0; None: fastai's rule only
+                  rebound:float|None=None, # divergence also once it has climbed back by this share of its drop (after a drop of 5%), in (0, 1]; None: fastai's rule only
                  ) -> RangeTest:
     "An LR range test: train a fresh optimizer from `learn`'s weights at exponentially growing LRs until the loss diverges; `learn` is left as it was"
     if not isinstance(learn, Learner): raise TypeError(f"learn={learn!r:.60} must be a fastai Learner")
@@ -248,13 +274,15 @@ def lr_range_test(learn:Learner, # a fastai `Learner`; left exactly as it was
     end_lr = check_real('end_lr', end_lr, start_lr, lo_open=True, what='a learning rate')
     num_it, beta = check_int('num_it', num_it, 1), check_real('beta', beta, 0, 1, hi_open=True)
     div_thresh, seed, mom = check_real('div_thresh', div_thresh, 1, lo_open=True), _check_seed(seed), _check_mom(mom)
+    rise = None if rise is None else check_real('rise', rise, 0, lo_open=True)
+    rebound = None if rebound is None else check_real('rebound', rebound, 0, 1, lo_open=True)
     n = len(learn.dls.train)
     if n == 0: raise ValueError("learn.dls.train gives no batch: an LR range test needs training data")
-    cb = RangeCallback(start_lr, end_lr, num_it, beta, div_thresh, mom)
+    cb = RangeCallback(start_lr, end_lr, num_it, beta, div_thresh, mom, rise, rebound)
     with kept(learn, seed):
         learn.opt = None   # `fit` makes a fresh one; `kept` puts the user's back
         with learn.no_logging(): learn.fit(num_it // n + 1, cbs=cb)
-    return RangeTest(cb.lrs, cb.losses, cb.smoothed, start_lr, end_lr, num_it, beta, div_thresh, seed, mom)
+    return RangeTest(cb.lrs, cb.losses, cb.smoothed, start_lr, end_lr, num_it, beta, div_thresh, seed, mom, rise, rebound)
 
 # %% ../nbs/04b_lr_range.ipynb #dfb4866c
 @patch

@@ -198,7 +198,7 @@ def grid(cuda:bool|None=None, # True: the GPU grid; False: the CPU grid; None: G
     return {n: SETTINGS[n].to_dict() for n in (GPU_GRID if cuda else CPU_GRID)}
 
 # %% ../nbs/07a_setting.ipynb #34bfad6c
-RANGE_TEST = dict(start_lr=1e-7, end_lr=10., num_it=100)   # the LR range test every edge comes from (fastai's lr_find defaults)
+RANGE_TEST = dict(start_lr=1e-4, end_lr=100., num_it=300, beta=0.9, rise=0.1, rebound=0.5)   # every edge's LR range test: why these, see nbs/04b_lr_range (the edge rule)
 
 def find_edge(setting:Setting, # the setting whose fresh model is tested
               store, # the run store folder (out/_runs): the test is kept in store/lr_range
