@@ -10,6 +10,7 @@ import pandas as pd
 from fastcore.meta import delegates
 from .setting import Setting, SETTINGS, grid
 from .runner import run_experiment, load_results, Results, DamagedFileWarning
+from .stats import claim
 
 # %% auto #0
 __all__ = ['GridResults', 'run_grid', 'load_grid']
@@ -36,6 +37,12 @@ class GridResults:
     def verdicts(self, **kwargs) -> dict:
         "Setting -> its `Results.verdict`"
         return {s: r.verdict(**kwargs) for s, r in self.results.items()}
+    def claims(self, arms, control:str='long', text:str='', metric:str='accuracy') -> str:
+        "Markdown: the claim judged in every setting (`ozcycle.stats.claim`: the best of `arms` against `control`), one paragraph each"
+        return '\n\n'.join(f"*{s}*: {claim(r.df, arms, control, text, metric)}" for s, r in self.results.items())
+    def verdict_text(self, **kwargs) -> str:
+        "Markdown: every setting's verdict, one paragraph each"
+        return '\n\n'.join(f"*{s}*: {v}" for s, v in self.verdicts(**kwargs).items())
     def lr_ranges(self) -> dict:
         "Setting -> the `RangeTest` that set its `lr_max` (settings with `lr_max` given have none)"
         out = {}

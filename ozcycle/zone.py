@@ -10,7 +10,7 @@ from .core import check_real
 from .stats import Claim, cycle_shape, final_metrics, t_interval
 
 # %% auto #0
-__all__ = ['ZONE_FRACTIONS', 'zone_arms', 'near_edge', 'zone_table', 'zone_claim']
+__all__ = ['ZONE_FRACTIONS', 'zone_arms', 'near_edge', 'zone_table', 'zone_claim', 'plot_zone']
 
 # %% ../nbs/06c_zone.ipynb #4277a908
 ZONE_FRACTIONS = (0.1, 1/3, 2/3)   # lr_max / edge of the zone arms: an order of magnitude below the edge, a third, two thirds
@@ -92,3 +92,19 @@ def zone_claim(res, # `Results` with zone arms (see `zone_table`)
             'did not hold': '**Did not hold**: a more pronounced middle section goes with a worse accuracy',
             'cannot tell': '**Cannot tell**: the correlation interval includes 0'}[out]
     return Claim(out, f"{head} {word}; {rho}. Per arm: {tab}.{tail}", None, t)
+
+# %% ../nbs/06c_zone.ipynb #a83e8fec
+def plot_zone(tables:dict, # setting -> `zone_table(...)`
+             ):
+    "Final accuracy (left) and level (right) of the zone arms against their fraction of the edge, one line per setting; the figure"
+    import matplotlib.pyplot as plt
+    fig, axs = plt.subplots(1, 2, figsize=(11, 3.6))
+    for i, (s, t) in enumerate(tables.items()):
+        for ax, k, scale in ((axs[0], 'accuracy', 100), (axs[1], 'level', 1)):
+            x, y = t['lr_fraction'].to_numpy(), t[k].to_numpy() * scale
+            err = np.abs(np.vstack([y - t[f'{k}_lo'].to_numpy() * scale, t[f'{k}_hi'].to_numpy() * scale - y]))
+            ax.errorbar(x, y, yerr=np.nan_to_num(err), marker='o', capsize=3, color=f'C{i % 10}', label=s)
+    axs[0].set(xscale='log', xlabel='lr_max / edge', ylabel='final accuracy, %')
+    axs[1].set(xscale='log', xlabel='lr_max / edge', ylabel='level (middle third flatter: > 0)'); axs[1].axhline(0, color='grey', lw=0.8)
+    axs[0].legend(fontsize='small'); fig.tight_layout(); plt.close(fig)
+    return fig
