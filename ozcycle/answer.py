@@ -8,7 +8,7 @@ import math
 import numpy as np, pandas as pd
 import matplotlib.pyplot as plt
 from .core import check_kind
-from .stats import HIGHER_IS_BETTER, BOUNDS, bonferroni_level, t_interval, final_metrics, collapsed
+from .stats import HIGHER_IS_BETTER, _diff_bounds, bonferroni_level, t_interval, final_metrics, collapsed
 
 # %% auto #0
 __all__ = ['ANSWER_COLUMNS', 'MARKS', 'answer_map', 'answer_table', 'plot_answer_map', 'answer_conclusions', 'answer_headline']
@@ -77,8 +77,7 @@ def answer_map(df:pd.DataFrame, # combined results of every setting: the runner'
                 diffs = {a: (p[a] - p[c]).dropna() if c in p else pd.Series(dtype=float) for a in arms}
                 means = pd.Series({a: v.mean() for a, v in diffs.items() if len(v)}, dtype=float)
                 best = arms[0] if means.empty else means.idxmax() if hib else means.idxmin()
-                b = BOUNDS.get(metric); b = None if b is None else (b[0] - b[1], b[1] - b[0])
-                t, r = t_interval(diffs[best], level, b), t_interval(diffs[best], conf, b)
+                t, r = t_interval(diffs[best], level, _diff_bounds(metric)), t_interval(diffs[best], conf, _diff_bounds(metric))
                 rows.append(dict(setting=s, dataset=d.get('dataset'), model=d.get('model'), opt=d.get('opt'), lr_max=d.get('lr_max'),
                                  control=c, strategy=st, arm=best, n_arms=len(arms), n_pairs=t['n'],
                                  mean=p[best].loc[diffs[best].index].mean() if t['n'] else math.nan,

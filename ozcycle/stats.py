@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import numpy as np, pandas as pd, scipy.stats
 import matplotlib.pyplot as plt
-from .core import check_int, check_real, as_value
+from .core import check_int, check_real, check_kind, as_value
 
 
 # %% auto #0
@@ -20,9 +20,7 @@ __all__ = ['HIGHER_IS_BETTER', 'BOUNDS', 'COLLAPSE_MARGIN', 'SHAPE_COLUMNS', 'bo
 HIGHER_IS_BETTER = {'accuracy': True, 'valid_loss': False, 'train_loss': False}
 BOUNDS = {'accuracy': (0., 1.)}   # a metric's possible range: its intervals are clipped to it (differences: to +-the range's width)
 
-def _diff_bounds(metric):
-    b = BOUNDS.get(metric)
-    return None if b is None else (b[0] - b[1], b[1] - b[0])
+def _diff_bounds(metric): return (lambda b: None if b is None else (b[0] - b[1], b[1] - b[0]))(BOUNDS.get(metric))
 
 def _check_conf(conf): return check_real('conf', conf, 0, 1, lo_open=True, hi_open=True, what='a confidence level')
 
@@ -61,9 +59,7 @@ def final_metrics(df:pd.DataFrame) -> pd.DataFrame: # results table
     last = df.sort_values('epoch', kind='stable').groupby(['arm', 'seed'], sort=False).tail(1)
     return last.sort_values(['arm', 'seed'], key=lambda s: s.map(order) if s.name == 'arm' else s).reset_index(drop=True)
 
-def _check_metric(metric):
-    if metric not in HIGHER_IS_BETTER: raise ValueError(f"metric={metric!r} must be one of {', '.join(map(repr, HIGHER_IS_BETTER))}")
-    return metric
+def _check_metric(metric): return check_kind('metric', metric, list(HIGHER_IS_BETTER))
 
 def compare(df:pd.DataFrame, # results table
             a:str, # an arm
@@ -261,8 +257,7 @@ def claim(df:pd.DataFrame, # results table (one row per experiment, arm, seed, e
     "Judge a claim: the best of `arms` against `control`, paired over seeds, adjusted for choosing it; 'cannot tell' when the interval includes 0"
     arms = [arms] if isinstance(arms, str) else list(arms)
     if not arms: raise ValueError("arms=[] is empty: name at least one arm that carries the claim")
-    if metric not in HIGHER_IS_BETTER: raise ValueError(f"metric={metric!r} must be one of {', '.join(map(repr, HIGHER_IS_BETTER))}")
-    fin = final_metrics(df)
+    _check_metric(metric); fin = final_metrics(df)
     known = list(dict.fromkeys(fin['arm']))
     for a in [*arms, control]:
         if a not in known: raise ValueError(f"arm {a!r} is not in the results; arms: {', '.join(known)}")
