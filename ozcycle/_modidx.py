@@ -14,6 +14,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'ozcycle.answer._ranks': ('answer.html#_ranks', 'ozcycle/answer.py'),
                                 'ozcycle.answer._rng': ('answer.html#_rng', 'ozcycle/answer.py'),
                                 'ozcycle.answer._slice': ('answer.html#_slice', 'ozcycle/answer.py'),
+                                'ozcycle.answer._u': ('answer.html#_u', 'ozcycle/answer.py'),
                                 'ozcycle.answer._what': ('answer.html#_what', 'ozcycle/answer.py'),
                                 'ozcycle.answer.answer_conclusions': ('answer.html#answer_conclusions', 'ozcycle/answer.py'),
                                 'ozcycle.answer.answer_headline': ('answer.html#answer_headline', 'ozcycle/answer.py'),

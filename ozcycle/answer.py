@@ -152,7 +152,8 @@ def plot_answer_map(amap:pd.DataFrame, # what `answer_map` returned
 
 # %% ../nbs/06a_answer.ipynb #51a38b5c
 def _list(xs): return ', '.join(map(str, xs))
-def _rng(v): return f"{_n(min(v))} to {_n(max(v))} pp" if len(v) > 1 else f"{_n(v[0])} pp"
+def _u(amap): return ' pp' if amap.attrs.get('metric', 'accuracy') == 'accuracy' else ''   # a map read from CSV: accuracy
+def _rng(v, u=' pp'): return f"{_n(min(v))} to {_n(max(v))}{u}" if len(v) > 1 else f"{_n(v[0])}{u}"
 def _ci_note(sub): return f"{100*sub['conf'].iloc[0]:.0f}% intervals, Bonferroni-adjusted over {_m(sub)} comparisons"
 
 def _ranks(sub, hib):
@@ -164,7 +165,7 @@ def answer_conclusions(amap:pd.DataFrame, # what `answer_map` returned
                        control:str='long', # which control's differences to judge
                       ) -> list: # sentences (markdown), every number from `amap`
     "What the map supports: the best strategy in how many settings (and resolved in how many), where the ranking changes, by how much"
-    sub = _slice(amap, control); hib = HIGHER_IS_BETTER.get(amap.attrs.get('metric', 'accuracy'), True)
+    sub, u = _slice(amap, control), _u(amap); hib = HIGHER_IS_BETTER.get(amap.attrs.get('metric', 'accuracy'), True)
     ranks, n_set = _ranks(sub, hib), sub['setting'].nunique()
     if not ranks: return [f"No continuation was compared with `{control}` on paired seeds in any setting: the map cannot answer."]
     firsts = pd.Series([r[0] for r in ranks.values()], index=list(ranks))
@@ -178,7 +179,7 @@ def answer_conclusions(amap:pd.DataFrame, # what `answer_map` returned
         arms = g['arm'][g['n_pairs'] > 0].value_counts()
         out.append(f"`{st}` against `{control}`: better in {k.get('better', 0)}, worse in {k.get('worse', 0)}, cannot tell in "
                    f"{k.get('cannot tell', 0)} of {len(g)} settings" + (f", no pairs in {k['no pairs']}" if k.get('no pairs') else '')
-                   + (f"; differences {_rng(v)} (best arm: {', '.join(f'`{a}` in {n}' for a, n in arms.items())})." if v else '.'))
+                   + (f"; differences {_rng(v, u)} (best arm: {', '.join(f'`{a}` in {n}' for a, n in arms.items())})." if v else '.'))
     orders = pd.Series({s: ' > '.join(f'`{x}`' for x in r) for s, r in ranks.items()})
     if orders.nunique() == 1: out.append(f"The ranking is the same in every setting with pairs: {orders.iloc[0]} (by mean difference).")
     else: out.append("The ranking changes between settings (by mean difference): " + '; '.join(
@@ -186,7 +187,7 @@ def answer_conclusions(amap:pd.DataFrame, # what `answer_map` returned
     if not sub['mark'].isin(['better', 'worse']).any():
         half = ((sub['hi_pp'] - sub['lo_pp']) / 2).dropna()
         out.append(f"Cannot tell: no strategy is resolved better or worse than `{control}` in any setting ({_ci_note(sub)})"
-                   + (f"; these seeds resolve differences larger than about {half.median():.2f} pp (median half-width)." if len(half) else '.'))
+                   + (f"; these seeds resolve differences larger than about {half.median():.2f}{u} (median half-width)." if len(half) else '.'))
     else: out.append(f"Resolved: the interval ({_ci_note(sub)}) excludes 0; a ranking by mean difference is not itself a tested claim.")
     col = sub[sub['collapsed'] > 0]
     if len(col): out.append("Collapsed to chance: " + '; '.join(f"`{r['arm']}` ({r['strategy']}) in {r['setting']}, {int(r['collapsed'])} seed"
@@ -197,7 +198,7 @@ def answer_headline(amap:pd.DataFrame, # what `answer_map` returned
                     control:str='long', # the control the question is asked against
                    ) -> str: # one or two sentences (markdown) for the top of README
     "The answer to 'what to do after fit_one_cycle', from the map: its numbers, how many settings back it, and what is unresolved"
-    sub = _slice(amap, control); hib = HIGHER_IS_BETTER.get(amap.attrs.get('metric', 'accuracy'), True)
+    sub, u = _slice(amap, control), _u(amap); hib = HIGHER_IS_BETTER.get(amap.attrs.get('metric', 'accuracy'), True)
     ranks, n_set = _ranks(sub, hib), sub['setting'].nunique()
     if not ranks: return f"No answer yet: no continuation after `fit_one_cycle` was compared with `{control}` on paired seeds."
     firsts = pd.Series([r[0] for r in ranks.values()])
@@ -209,14 +210,14 @@ def answer_headline(amap:pd.DataFrame, # what `answer_map` returned
     note = f"({_ci_note(sub)}, {n_set} setting{'s' * (n_set != 1)})"
     others = {s: r[0] for s, r in ranks.items() if r[0] != best}
     alt = f", though {_list(f'`{x}` has the larger mean difference in {s}' for s, x in others.items())}" if others else ''
-    if nb == n: h = f"After `fit_one_cycle`, continue with `{best}`: it beat {vs} in all {n} settings where it was compared, by {_rng(v)}{alt} {note}."
+    if nb == n: h = f"After `fit_one_cycle`, continue with `{best}`: it beat {vs} in all {n} settings where it was compared, by {_rng(v, u)}{alt} {note}."
     elif nb: h = (f"After `fit_one_cycle`, `{best}` is the best continuation in {(firsts == best).sum()} of {n_set} settings and beat {vs} "
-                  f"in {nb} of {n} ({_rng(g.loc[g['mark'] == 'better', 'diff_pp'].tolist())}); elsewhere it was "
+                  f"in {nb} of {n} ({_rng(g.loc[g['mark'] == 'better', 'diff_pp'].tolist(), u)}); elsewhere it was "
                   + (f"worse in {nw} and " if nw else '') + f"not resolved {note}.")
-    elif nw: h = f"No continuation after `fit_one_cycle` beat {vs}: even the best, `{best}`, was worse in {nw} of {n} settings ({_rng(v)}) {note}."
+    elif nw: h = f"No continuation after `fit_one_cycle` beat {vs}: even the best, `{best}`, was worse in {nw} of {n} settings ({_rng(v, u)}) {note}."
     else: h = (f"No continuation after `fit_one_cycle` is resolved better than {vs} in any setting: the one with the largest "
-               f"mean difference in most settings, `{best}` ({(firsts == best).sum()} of {n_set}), differs from it by {_rng(v)}, "
+               f"mean difference in most settings, `{best}` ({(firsts == best).sum()} of {n_set}), differs from it by {_rng(v, u)}, "
                f"and the map cannot tell them apart {note}.")
-    worse = [f"`{st}` was worse than `{control}` in {int((x['mark'] == 'worse').sum())} of {len(x)} settings ({_rng(x['diff_pp'].dropna().tolist())})"
+    worse = [f"`{st}` was worse than `{control}` in {int((x['mark'] == 'worse').sum())} of {len(x)} settings ({_rng(x['diff_pp'].dropna().tolist(), u)})"
              for st, x in sub.groupby('strategy', sort=False) if st != best and (x['mark'] == 'worse').sum() * 2 >= len(x)]
     return h + (' ' + '; '.join(worse) + '.' if worse else '')
