@@ -4,27 +4,31 @@
 
 # %% ../nbs/06_stats.ipynb #8880c3cc
 from __future__ import annotations
-import math, numbers
+import math
 import numpy as np, pandas as pd, scipy.stats
 import matplotlib.pyplot as plt
+from .core import check_int, check_real, check_kind, as_value
+
 
 # %% auto #0
-__all__ = ['HIGHER_IS_BETTER', 'BOUNDS', 'SHAPE_COLUMNS', 't_interval', 'final_metrics', 'compare', 'summarize', 'Verdict',
-           'quick_text', 'verdict', 'Claim', 'claim', 'cycle_shape', 'shape_summary', 'shape_claim', 'plot_curves',
-           'plot_final', 'plot_schedules', 'plot_lengths', 'plot_shape']
+__all__ = ['HIGHER_IS_BETTER', 'BOUNDS', 'COLLAPSE_MARGIN', 'SHAPE_COLUMNS', 'bonferroni_level', 't_interval', 't_pvalue',
+           'final_metrics', 'compare', 'collapsed', 'summarize', 'holm', 'Verdict', 'quick_text', 'verdict', 'Claim',
+           'claim', 'cycle_shape', 'shape_summary', 'shape_claim', 'plot_curves', 'plot_final', 'plot_schedules',
+           'plot_lengths', 'plot_shape']
 
 # %% ../nbs/06_stats.ipynb #19b10cdd
 HIGHER_IS_BETTER = {'accuracy': True, 'valid_loss': False, 'train_loss': False}
 BOUNDS = {'accuracy': (0., 1.)}   # a metric's possible range: its intervals are clipped to it (differences: to +-the range's width)
 
-def _diff_bounds(metric):
-    b = BOUNDS.get(metric)
-    return None if b is None else (b[0] - b[1], b[1] - b[0])
+def _diff_bounds(metric): return (lambda b: None if b is None else (b[0] - b[1], b[1] - b[0]))(BOUNDS.get(metric))
 
-def _check_conf(conf):
-    if isinstance(conf, bool) or not isinstance(conf, numbers.Real) or not 0 < conf < 1:
-        raise ValueError(f"conf={conf!r} must be a confidence level in (0, 1), e.g. 0.95")
-    return float(conf)
+def _check_conf(conf): return check_real('conf', conf, 0, 1, lo_open=True, hi_open=True, what='a confidence level')
+
+def bonferroni_level(conf:float, # the confidence level wanted for all comparisons together, in (0, 1)
+                     n_comparisons:int=1, # how many comparisons it covers, >= 1
+                    ) -> float: # the level of each single interval
+    "The level of each of `n_comparisons` intervals that all hold together with probability >= `conf`: 1 - (1 - conf) / m"
+    return 1 - (1 - _check_conf(conf)) / check_int('n_comparisons', n_comparisons, 1)
 
 def t_interval(x, # sample values (non-finite ones are dropped)
                conf:float=0.95, # confidence level, in (0, 1)
@@ -42,43 +46,67 @@ def t_interval(x, # sample values (non-finite ones are dropped)
         b0, b1 = bounds; lo, hi = min(max(lo, b0), b1), max(min(hi, b1), b0)
     return dict(mean=m, std=s, n=n, lo=lo, hi=hi)
 
+def t_pvalue(x) -> float: # sample values (non-finite ones are dropped)
+    "Two-sided p-value of the one-sample t-test that the mean of `x` is 0 (on paired differences: `scipy.stats.ttest_rel`); NaN when n < 2"
+    x = np.asarray(x, dtype=float); x = x[np.isfinite(x)]
+    if len(x) < 2: return math.nan
+    s, m = float(x.std(ddof=1)), float(x.mean())   # no spread: the interval is the point m, and p is 0 unless m is
+    return (0. if m != 0 else 1.) if s == 0 else float(2 * scipy.stats.t.sf(abs(m) / (s / math.sqrt(len(x))), len(x) - 1))
+
 def final_metrics(df:pd.DataFrame) -> pd.DataFrame: # results table
     "The last row of every (arm, seed) run, arms in the table's order"
     order = {a: i for i, a in enumerate(dict.fromkeys(df['arm']))}
     last = df.sort_values('epoch', kind='stable').groupby(['arm', 'seed'], sort=False).tail(1)
     return last.sort_values(['arm', 'seed'], key=lambda s: s.map(order) if s.name == 'arm' else s).reset_index(drop=True)
 
-def _check_metric(metric):
-    if metric not in HIGHER_IS_BETTER: raise ValueError(f"metric={metric!r} must be one of {', '.join(map(repr, HIGHER_IS_BETTER))}")
-    return metric
+def _check_metric(metric): return check_kind('metric', metric, list(HIGHER_IS_BETTER))
 
 def compare(df:pd.DataFrame, # results table
             a:str, # an arm
             b:str, # the arm to compare `a` with, seed by seed
             metric:str='accuracy', # 'accuracy', 'valid_loss' or 'train_loss'
-            conf:float=0.95) -> dict: # confidence level, in (0, 1)
-    "Paired difference `a - b` of the final `metric` over seeds where both finished: mean, interval, resolved, better arm"
+            conf:float=0.95, # confidence level, in (0, 1); of all `n_comparisons` intervals together
+            n_comparisons:int=1, # comparisons this one is part of (e.g. the arms the best was chosen from): Bonferroni over them, >= 1
+           ) -> dict:
+    "Paired difference `a - b` of the final `metric` over seeds where both finished: mean, adjusted interval, p-values, resolved, better arm"
     fin = final_metrics(df); _check_metric(metric)
+    level = bonferroni_level(conf, n_comparisons)
     for arm in (a, b):
         if arm not in set(fin['arm']): raise ValueError(f"arm {arm!r} is not in the results; arms: {', '.join(dict.fromkeys(fin['arm']))}")
     p = fin.pivot(index='seed', columns='arm', values=metric)[[a, b]].dropna()
-    t = t_interval(p[a] - p[b], conf, _diff_bounds(metric))
+    d = p[a] - p[b]
+    t, pv = t_interval(d, level, _diff_bounds(metric)), t_pvalue(d)
     resolved = t['n'] >= 2 and (t['lo'] > 0 or t['hi'] < 0)
     better = (a if (t['mean'] > 0) == HIGHER_IS_BETTER[metric] else b) if resolved else None
-    return dict(a=a, b=b, metric=metric, n=t['n'], diff=t['mean'], std=t['std'], lo=t['lo'], hi=t['hi'], conf=conf,
-                resolved=bool(resolved), better=better)
+    return dict(a=a, b=b, metric=metric, n=t['n'], diff=t['mean'], std=t['std'], lo=t['lo'], hi=t['hi'], conf=float(conf),
+                n_comparisons=int(n_comparisons), method='bonferroni' if n_comparisons > 1 else 'none', level=level,
+                p=pv, p_adj=min(1., pv * n_comparisons), resolved=bool(resolved), better=better)
+
+COLLAPSE_MARGIN = 0.05   # a finished run whose final accuracy is at most chance + 5 pp has collapsed to chance
+
+def collapsed(df:pd.DataFrame, # results table
+              chance:float=0.1, # chance accuracy (1 / classes), in [0, 1)
+              margin:float=COLLAPSE_MARGIN, # how far above chance still counts as chance, in [0, 1]
+             ) -> pd.DataFrame: # the final rows of the collapsed runs
+    "The runs that finished (finite loss, not diverged) with a final accuracy at most `chance + margin`: they learned nothing"
+    chance, margin = check_real('chance', chance, 0, 1, hi_open=True), check_real('margin', margin, 0, 1)
+    fin = final_metrics(df)
+    return fin[~fin['diverged'].astype(bool) & (fin['accuracy'] <= chance + margin)].reset_index(drop=True)
 
 def summarize(df:pd.DataFrame, # results table
               control:str|None='long', # the arm paired differences are taken against; None (or absent): no differences
               metrics=('accuracy', 'valid_loss'), # final metrics to summarize
-              conf:float=0.95) -> pd.DataFrame: # confidence level, in (0, 1)
-    "Per arm: epochs, runs, diverged runs; mean, std, interval of each final metric, and its paired difference against `control`"
+              conf:float=0.95, # confidence level, in (0, 1)
+              chance:float=0.1, # chance accuracy (1 / classes), for `n_collapsed` (see `collapsed`)
+             ) -> pd.DataFrame:
+    "Per arm: epochs, runs, diverged and collapsed runs; mean, std, interval of each final metric, and its paired difference against `control`"
     fin, out = final_metrics(df), []
     for m in metrics: _check_metric(m)
     if control is not None and control not in set(fin['arm']): control = None
+    col = collapsed(df, chance).groupby('arm').size()
     for arm, g in fin.groupby('arm', sort=False):
         r = {'arm': arm, 'strategy': g['strategy'].iloc[0], 'epochs': int(g['epoch'].max()),
-             'n': int((~g['diverged']).sum()), 'n_diverged': int(g['diverged'].sum())}
+             'n': int((~g['diverged']).sum()), 'n_diverged': int(g['diverged'].sum()), 'n_collapsed': int(col.get(arm, 0))}
         for m in metrics:
             t = t_interval(g[m], conf, BOUNDS.get(m))
             r.update({f'{m}_mean': t['mean'], f'{m}_std': t['std'], f'{m}_lo': t['lo'], f'{m}_hi': t['hi']})
@@ -87,6 +115,21 @@ def summarize(df:pd.DataFrame, # results table
         out.append(r)
     return pd.DataFrame(out).set_index('arm')
 
+# %% ../nbs/06_stats.ipynb #3702ff10
+def holm(pvalues, # the p-values of one family of m comparisons, each in [0, 1]; NaN: no test (never rejected)
+         alpha:float=0.05, # family-wise error rate, in (0, 1)
+        ) -> np.ndarray: # bool per p-value, in the given order: rejected (resolved)
+    "Holm–Bonferroni step-down: reject the j-th smallest p-value while p_(j) <= alpha / (m - j + 1)"
+    alpha = check_real('alpha', alpha, 0, 1, lo_open=True, hi_open=True)
+    if isinstance(pvalues, (list, tuple, np.ndarray, pd.Series)) and len(pvalues) == 0: return np.zeros(0, bool)
+    p = np.atleast_1d(as_value('pvalues', pvalues))
+    if ((p < 0) | (p > 1)).any(): raise ValueError(f"pvalues={pvalues!r} must be p-values in [0, 1] (NaN for no test)")
+    rej, m = np.zeros(len(p), bool), len(p)
+    for j, i in enumerate(np.argsort(np.where(np.isnan(p), np.inf, p), kind='stable')):
+        if not p[i] <= alpha / (m - j): break
+        rej[i] = True
+    return rej
+
 # %% ../nbs/06_stats.ipynb #9b4b3b09
 def _pct(v): return f"{100*v:.2f}%"
 def _fmt(metric, v, diff=False):
@@ -94,24 +137,40 @@ def _fmt(metric, v, diff=False):
     if metric == 'accuracy': return f"{100*v:+.2f} pp" if diff else _pct(v)
     return f"{v:+.4f}" if diff else f"{v:.4f}"
 
-def _fmt_ci(metric, lo, hi, conf, diff=False):
-    "The one way an interval is written: accuracy in % (pp for differences), losses and other measures to 4 decimals"
+def _fmt_ci(metric, lo, hi, conf, diff=False, m=1):
+    "The one way an interval is written: accuracy in % (pp for differences), losses and other measures to 4 decimals; the adjustment named"
     if not (math.isfinite(lo) and math.isfinite(hi)): return 'no interval: one seed'
-    if metric == 'accuracy': return f"{100*conf:.0f}% CI {100*lo:+.2f} to {100*hi:+.2f} pp" if diff else f"{100*conf:.0f}% CI {_pct(lo)} to {_pct(hi)}"
-    return f"{100*conf:.0f}% CI {lo:+.4f} to {hi:+.4f}" if diff else f"{100*conf:.0f}% CI {lo:.4f} to {hi:.4f}"
+    c, a = f"{100*conf:.0f}% CI", f", Bonferroni-adjusted over {m} comparisons" if m > 1 else ''
+    if metric == 'accuracy': return f"{c} {100*lo:+.2f} to {100*hi:+.2f} pp{a}" if diff else f"{c} {_pct(lo)} to {_pct(hi)}{a}"
+    return f"{c} {lo:+.4f} to {hi:+.4f}{a}" if diff else f"{c} {lo:.4f} to {hi:.4f}{a}"
 
-class Verdict:
-    "The verdict's text (markdown) and what it is computed from: `winner`, `comparisons` (one row per pair), `metric`, `n_seeds`"
-    def __init__(self, text, winner, comparisons, metric, n_seeds):
-        self.text, self.winner, self.comparisons, self.metric, self.n_seeds = text, winner, comparisons, metric, n_seeds
+def _chance(config, chance):
+    "Chance accuracy: 1 / the results config's `n_classes` when it has one, else `chance`"
+    n = (config or {}).get('n_classes')
+    return 1 / check_int("config['n_classes']", n, 1) if n is not None else check_real('chance', chance, 0, 1, hi_open=True)
+
+def _collapses(df, arms, chance):
+    "arm -> '`arm` collapsed to chance in k of n seeds', for the `arms` with collapsed runs"
+    k, n = collapsed(df, chance).groupby('arm').size(), df.groupby('arm')['seed'].nunique()
+    return {a: f"`{a}` collapsed to chance in {k[a]} of {n[a]} seed{'s' * int(n[a] != 1)}" for a in arms if a in k.index}
+
+def _collapse_rule(chance): return f"final accuracy at most {_pct(chance + COLLAPSE_MARGIN)}, chance {_pct(chance)} + {100*COLLAPSE_MARGIN:.0f} pp, with a finite loss"
+
+class _Said:
+    "A text (markdown) shown as itself"
     def __str__(self): return self.text
     __repr__ = __str__
     def _repr_markdown_(self): return self.text
 
+class Verdict(_Said):
+    "The verdict's text (markdown) and what it is computed from: `winner`, `comparisons` (one row per pair), `metric`, `n_seeds`"
+    def __init__(self, text, winner, comparisons, metric, n_seeds):
+        self.text, self.winner, self.comparisons, self.metric, self.n_seeds = text, winner, comparisons, metric, n_seeds
+
 def _pair_line(c, metric, n_seeds):
     a, b = c['a'], c['b']
     if c['n'] == 0: return f"- `{a}` vs `{b}`: no seed where both finished; no comparison."
-    txt = f"- `{a}` vs `{b}`: {_fmt(metric, c['diff'], diff=True)} (paired over {c['n']} seed{'s' * (c['n'] != 1)}, {_fmt_ci(metric, c['lo'], c['hi'], c['conf'], diff=True)}): "
+    txt = f"- `{a}` vs `{b}`: {_fmt(metric, c['diff'], diff=True)} (paired over {c['n']} seed{'s' * (c['n'] != 1)}, {_fmt_ci(metric, c['lo'], c['hi'], c['conf'], True, c['n_comparisons'])}): "
     if c['resolved']: return txt + f"resolved (the interval excludes 0): `{c['better']}` is better."
     return txt + f"not resolved (the interval includes 0): with {n_seeds} seed{'s' * (n_seeds != 1)} this experiment cannot tell `{a}` and `{b}` apart."
 
@@ -132,14 +191,15 @@ def _quick_note(config, n_seeds):
     return f"\n\n**Quick mode**: {q}: a smoke test, not evidence." if q else ''
 
 def verdict(df:pd.DataFrame, # results table
-            config:dict, # the experiment's configuration (`Results.config`, config.json)
+            config:dict, # the experiment's configuration (`Results.config`, config.json); its `n_classes`, if any, sets chance
             metric:str='accuracy', # the final metric that decides: 'accuracy' (higher wins), 'valid_loss' or 'train_loss' (lower wins)
             control:str|None=None, # compare every arm with this one; None: the best arm with every other
-            conf:float=0.95, # confidence level of the intervals, in (0, 1)
-            include_base:bool=False) -> Verdict: # let 'base' (fewer epochs) compete
-    "Which arm won, by how much, with which paired interval, resolved or not; seeds, settings, hardware and time"
-    _check_metric(metric)
-    s = summarize(df, control=None, metrics=(metric,), conf=conf)
+            conf:float=0.95, # confidence level of all the intervals together (Bonferroni), in (0, 1)
+            include_base:bool=False, # let 'base' (fewer epochs) compete
+            chance:float=0.1) -> Verdict: # chance accuracy when `config` has no `n_classes`, for collapsed runs
+    "Which arm won, by how much, with which adjusted paired interval, resolved or not; collapsed runs; seeds, settings, hardware and time"
+    _check_metric(metric); chance = _chance(config, chance)
+    s = summarize(df, control=None, metrics=(metric,), conf=conf, chance=chance)
     cands = [a for a in s.index if include_base or a != 'base' or a == control] or list(s.index)
     if control is not None and control not in s.index: raise ValueError(f"control={control!r} is not an arm of the results; arms: {', '.join(s.index)}")
     means = s.loc[cands, f'{metric}_mean'].dropna()
@@ -153,14 +213,18 @@ def verdict(df:pd.DataFrame, # results table
     if means.empty: return Verdict(f"**No verdict**: every run diverged.\n\n{foot}", None, pd.DataFrame(), metric, n_seeds)
     hib = HIGHER_IS_BETTER[metric]
     win = means.idxmax() if hib else means.idxmin()
-    w = s.loc[win]
-    lines = [f"**Best mean final {metric}: `{win}`**, {_fmt(metric, w[f'{metric}_mean'])} ({_fmt_ci(metric, w[f'{metric}_lo'], w[f'{metric}_hi'], conf)}, {int(w['n'])} runs)."]
+    w, col = s.loc[win], _collapses(df, s.index, chance)
+    lines = [f"**Best mean final {metric}: `{win}`**, {_fmt(metric, w[f'{metric}_mean'])} ({_fmt_ci(metric, w[f'{metric}_lo'], w[f'{metric}_hi'], conf)}, {int(w['n'])} runs)"
+             + (f"; but **{col[win]}** ({_collapse_rule(chance)})." if win in col else '.')]
     ref = win if control is None else control
-    comps = [compare(df, a, ref, metric, conf) if control is not None else compare(df, ref, a, metric, conf) for a in cands if a != ref]
+    # with a control: one comparison per other arm; without: the winner is chosen from the k arms with a mean, so its k-1
+    # comparisons are covered by adjusting over every pair of them, k(k-1)/2
+    m = max(1, len(cands) - 1 if control is not None else len(means) * (len(means) - 1) // 2)
+    comps = [compare(df, a, ref, metric, conf, m) if control is not None else compare(df, ref, a, metric, conf, m) for a in cands if a != ref]
     if control is None and comps:
         unresolved = [c['b'] for c in comps if not c['resolved'] and c['n'] >= 2]
         unpaired = [c['b'] for c in comps if c['n'] < 2]   # no interval: one paired seed, or none where both finished
-        if not unresolved and not unpaired: lines.append(f"`{win}` is better than every other arm, each difference resolved.")
+        if not unresolved and not unpaired: lines.append(f"`{win}` is better than every other arm, each difference resolved{f' (Bonferroni-adjusted over {m} comparisons)' if m > 1 else ''}.")
         else: lines.append("Not a clear win: " + '; '.join(
             ([f"this experiment cannot tell `{win}` apart from {', '.join(f'`{a}`' for a in unresolved)}"] if unresolved else []) +
             ([f"`{win}` was not compared with {', '.join(f'`{a}`' for a in unpaired)} (fewer than two seeds where both finished)"] if unpaired else [])) + '.')
@@ -172,44 +236,45 @@ def verdict(df:pd.DataFrame, # results table
     if lost: lines.append("- Not compared, every run diverged: " + ', '.join(f'`{a}`' for a in lost) + '.')
     div = s[s['n_diverged'] > 0]
     if len(div): lines.append("- Diverged runs, left out of means and differences: " + ', '.join(f"`{a}` {int(r['n_diverged'])}" for a, r in div.iterrows()) + '.')
+    if col: lines.append(f"- Collapsed to chance ({_collapse_rule(chance)}), kept in means and differences: " + ', '.join(col.values()) + '.')
     lines += ['', foot]
     return Verdict('\n'.join(lines), win, pd.DataFrame(comps), metric, n_seeds)
 
 # %% ../nbs/06_stats.ipynb #b178ced9
-class Claim:
+class Claim(_Said):
     "What an experiment says about one claim: `outcome` ('held', 'did not hold', 'cannot tell', 'no interval', 'no runs'), markdown `text`"
     def __init__(self, outcome, text, best=None, comparison=None):
         self.outcome, self.text, self.best, self.comparison = outcome, text, best, comparison
-    def __str__(self): return self.text
-    __repr__ = __str__
-    def _repr_markdown_(self): return self.text
 
 def claim(df:pd.DataFrame, # results table (one row per experiment, arm, seed, epoch)
           arms, # the arm, or arms, that carry the claim; the best of them (mean final `metric`) is judged
           control:str='long', # the arm the claim is measured against, on the same seeds
           text:str='', # the claim in words, e.g. 'a second one-cycle at a lower LR is as good as one long cycle'
           metric:str='accuracy', # 'accuracy' (higher is better), 'valid_loss' or 'train_loss' (lower is better)
-          conf:float=0.95, # confidence level of the paired interval, in (0, 1)
+          conf:float=0.95, # confidence level of the paired interval, in (0, 1); Bonferroni-adjusted over the arms
+          chance:float=0.1, # chance accuracy (1 / classes), in [0, 1): runs at most 5 pp above it have collapsed
          ) -> Claim:
-    "Judge a claim: the best of `arms` against `control`, paired over seeds; 'cannot tell' when the interval includes 0"
+    "Judge a claim: the best of `arms` against `control`, paired over seeds, adjusted for choosing it; 'cannot tell' when the interval includes 0"
     arms = [arms] if isinstance(arms, str) else list(arms)
     if not arms: raise ValueError("arms=[] is empty: name at least one arm that carries the claim")
-    if metric not in HIGHER_IS_BETTER: raise ValueError(f"metric={metric!r} must be one of {', '.join(map(repr, HIGHER_IS_BETTER))}")
-    fin = final_metrics(df)
+    _check_metric(metric); fin = final_metrics(df)
     known = list(dict.fromkeys(fin['arm']))
     for a in [*arms, control]:
         if a not in known: raise ValueError(f"arm {a!r} is not in the results; arms: {', '.join(known)}")
+    arms = list(dict.fromkeys(arms))
     head = f"Claim: {text}. " if text else ''
     means = fin[fin['arm'].isin(arms)].groupby('arm')[metric].mean().dropna()
     if means.empty: return Claim('no runs', f"{head}**No verdict**: every run of {', '.join(f'`{a}`' for a in arms)} diverged.")
     best = means.idxmax() if HIGHER_IS_BETTER[metric] else means.idxmin()
-    c = compare(df, best, control, metric, conf)
+    c = compare(df, best, control, metric, conf, len(arms))   # the best of k arms: each of the k could have been it
     d = f"`{best}` − `{control}` = {_fmt(metric, c['diff'], diff=True)}"
     picked = f" (`{best}` is the best of {', '.join(f'`{a}`' for a in arms)})" if len(arms) > 1 else ''
+    col = _collapses(df, [best, control], chance)
+    picked += f"; **{' and '.join(col.values())}** ({_collapse_rule(chance)})" if col else ''
     if c['n'] < 2:
         return Claim('no interval', f"{head}**No interval** with {c['n']} paired seed: {d}{picked}; one seed cannot separate "
                      f"an effect from seed-to-seed noise.", best, c)
-    ci = f"{_fmt_ci(metric, c['lo'], c['hi'], conf, diff=True)}, {c['n']} paired seeds"
+    ci = f"{_fmt_ci(metric, c['lo'], c['hi'], conf, True, c['n_comparisons'])}, {c['n']} paired seeds"
     if not c['resolved']:
         half = _fmt(metric, (c['hi'] - c['lo']) / 2, diff=True).lstrip('+')
         return Claim('cannot tell', f"{head}**Cannot tell**: {d} ({ci}){picked}; the interval includes 0. With this many seeds "

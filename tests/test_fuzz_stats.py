@@ -3,7 +3,7 @@ or a TypeError/ValueError that names the argument; never another exception, neve
 import math
 import numpy as np, pandas as pd
 from hypothesis import given, settings, strategies as st, HealthCheck
-from ozcycle.stats import t_interval, compare, summarize, verdict, claim, final_metrics
+from ozcycle.stats import t_interval, compare, summarize, verdict, claim, final_metrics, holm, collapsed
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ARMS = ['a', 'b', 'long']
@@ -66,3 +66,23 @@ def test_fuzz_summarize(df, control):
     s = summarize(df, control=control)
     lo, hi = s['accuracy_lo'].dropna(), s['accuracy_hi'].dropna()
     assert (lo >= 0).all() and (hi <= 1).all()
+
+@FUZZ
+@given(p=st.one_of(st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-2, 2), st.booleans(), st.text(max_size=2)), max_size=6),
+                   st.floats(allow_nan=True), st.none(), st.text(max_size=3)),
+       alpha=st.one_of(st.floats(allow_nan=True), st.integers(-1, 2), st.booleans()))
+def test_fuzz_holm(p, alpha):
+    try: r = holm(p, alpha)
+    except Exception as e: assert _named(e, ['pvalues', 'alpha=']), repr(e); return
+    q = np.atleast_1d(np.asarray(p, dtype=float))
+    assert r.dtype == bool and len(r) == len(q)
+    assert not r[np.isnan(q)].any()
+    assert (r >= (q <= alpha / len(q))).all()   # everything Bonferroni rejects, Holm rejects
+
+@FUZZ
+@given(df=tables(), chance=st.one_of(st.floats(allow_nan=True), st.integers(-1, 2), st.booleans()))
+def test_fuzz_collapsed(df, chance):
+    if df.empty: return
+    try: c = collapsed(df, chance)
+    except Exception as e: assert _named(e, ['chance=']), repr(e); return
+    assert (~c['diverged']).all() and (c['accuracy'] <= chance + 0.05).all()
