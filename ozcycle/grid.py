@@ -44,13 +44,13 @@ class GridResults:
         "Markdown: every setting's verdict, one paragraph each"
         return '\n\n'.join(f"*{s}*: {v}" for s, v in self.verdicts(**kwargs).items())
     def lr_ranges(self) -> dict:
-        "Setting -> the `RangeTest` that set its `lr_max` (settings with `lr_max` given have none)"
+        "Setting -> the `EdgeEstimate` (LR range tests) that set its `lr_max` (settings with `lr_max` given have none)"
         out = {}
         for s, r in self.results.items():
             f = None if r.path is None else r.path/'lr_range.json'
             if f is not None and f.exists():
-                from ozcycle.lr_range import RangeTest
-                out[s] = RangeTest.from_dict(json.loads(f.read_text()))
+                from ozcycle.setting import EdgeEstimate
+                out[s] = EdgeEstimate.from_dict(json.loads(f.read_text()))
         return out
     def plot_lr_ranges(self):
         "One panel per setting: the LR range test's loss curve, its edge and the `lr_max` taken from it; the figure"

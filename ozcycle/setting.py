@@ -5,8 +5,9 @@
 # %% ../nbs/07a_setting.ipynb #659d91e7
 from __future__ import annotations
 import hashlib, inspect, json, math, numbers, random, re, textwrap
+from functools import partial
 from pathlib import Path
-import torch
+import numpy as np, torch
 from torch import nn
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
@@ -20,8 +21,8 @@ from .fastai_compat import LeanCallback, lean_learner
 from .data import DATASETS, MODELS, get_data, make_model
 
 # %% auto #0
-__all__ = ['OPTIMIZERS', 'LR_FRACTION', 'SETTINGS', 'CPU_GRID', 'GPU_GRID', 'RANGE_TEST', 'factory_id', 'SeededShuffle',
-           'Setting', 'as_setting', 'grid', 'find_edge', 'resolve_lr']
+__all__ = ['OPTIMIZERS', 'LR_FRACTION', 'SETTINGS', 'CPU_GRID', 'GPU_GRID', 'RANGE_TEST', 'RANGE_SEEDS', 'factory_id',
+           'SeededShuffle', 'Setting', 'as_setting', 'grid', 'EdgeEstimate', 'find_edge', 'resolve_lr']
 
 # %% ../nbs/07a_setting.ipynb #fa06b935
 def _qualname(f): return f"{getattr(f, '__module__', None) or '?'}.{getattr(f, '__qualname__', type(f).__qualname__)}"
@@ -50,7 +51,7 @@ class SeededShuffle(LeanCallback):
         if hasattr(dl, 'rng'): dl.rng = random.Random(self.seed * 1_000_003 + self.epoch0 + self.learn.epoch)
 
 # %% ../nbs/07a_setting.ipynb #b13c8816
-OPTIMIZERS = {'adam': Adam, 'sgd': SGD}   # fastai's: a one-cycle cycles Adam's beta1 and SGD's momentum alike (`moms`)
+OPTIMIZERS = {'adam': Adam, 'sgd': partial(SGD, mom=0.9)}   # fastai's; SGD with momentum (fastai's SGD has none by default); a one-cycle cycles Adam's beta1 and SGD's momentum alike (`moms`)
 LR_FRACTION = 0.1   # lr_max = LR_FRACTION x the edge of divergence (see the markdown): fastai's rule of thumb, an order of magnitude below where the loss blows up
 _name_re = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.=+-]*$')
 
@@ -199,43 +200,82 @@ def grid(cuda:bool|None=None, # True: the GPU grid; False: the CPU grid; None: G
 
 # %% ../nbs/07a_setting.ipynb #34bfad6c
 RANGE_TEST = dict(start_lr=1e-4, end_lr=100., num_it=300, beta=0.9, rise=0.1, rebound=0.5)   # every edge's LR range test: why these, see nbs/04b_lr_range (the edge rule)
+RANGE_SEEDS = (0, 1, 2)   # the edge is the median over the fresh models of these seeds: one seed's edge was up to 3x another's
 
-def find_edge(setting:Setting, # the setting whose fresh model is tested
-              store, # the run store folder (out/_runs): the test is kept in store/lr_range
+class EdgeEstimate:
+    "A setting's edge of divergence: the median of the edges that LR range tests on the fresh models of several seeds found"
+    def __init__(self, tests:dict): # seed -> `ozcycle.lr_range.RangeTest`
+        self.tests = dict(tests)
+        edges = [t.edge for t in self.tests.values() if t.edge is not None]
+        self.edge = float(np.median(edges)) if len(edges) * 2 > len(self.tests) else None   # None unless most tests diverged
+    def __repr__(self):
+        f = lambda e: 'None' if e is None else f'{e:.3g}'
+        return f"EdgeEstimate(edge={f(self.edge)}: " + ', '.join(f"seed {s}: {f(t.edge)}" for s, t in self.tests.items()) + ')'
+    def lr_max(self, fraction:float) -> float: # in (0, 1]
+        "`fraction` times the edge"
+        fraction = check_real('fraction', fraction, 0, 1, lo_open=True, what='a fraction of the edge')
+        if self.edge is None: raise ValueError(f"no edge: most LR range tests never saw the loss diverge ({self!r}); give lr_max")
+        return fraction * self.edge
+    def to_dict(self) -> dict:
+        "JSON-able: the median edge and every seed's test (`RangeTest.to_dict`)"
+        return {'edge': self.edge, 'tests': {str(s): t.to_dict() for s, t in self.tests.items()}}
+    @classmethod
+    def from_dict(cls, d:dict) -> EdgeEstimate:
+        "The `EdgeEstimate` that `to_dict` wrote"
+        from ozcycle.lr_range import RangeTest
+        return cls({int(s): RangeTest.from_dict(t) for s, t in d['tests'].items()})
+    def plot(self, ax=None, lr_max:float|None=None):
+        "Each seed's smoothed loss against the LR with its edge (dotted), the median edge (dashed) and `lr_max`; the figure"
+        import matplotlib.pyplot as plt
+        made = ax is None
+        if made: fig, ax = plt.subplots(figsize=(6, 3.5))
+        for i, (s, t) in enumerate(self.tests.items()):
+            c = t.curve
+            ax.plot(c['lr'], c['smoothed'], color=f'C{i}', lw=1, label=f'seed {s}')
+            if t.edge is not None: ax.axvline(t.edge, color=f'C{i}', ls=':', lw=1)
+        if self.edge is not None: ax.axvline(self.edge, color='C3', ls='--', label=f'edge (median) {self.edge:.3g}')
+        if lr_max is not None: ax.axvline(lr_max, color='k', label=f'lr_max {lr_max:.3g}')
+        ax.set(xscale='log', xlabel='learning rate', ylabel='smoothed training loss'); ax.legend(fontsize='small')
+        if made: plt.close(fig)
+        return ax.figure
+
+def find_edge(setting:Setting, # the setting whose fresh models are tested
+              store, # the run store folder (out/_runs): the tests are kept in store/lr_range
               device=None, # torch device; default fastai's
               data_kw:dict|None=None, # built-in data: arguments of the dataset's loader (quick mode's smaller data)
-              moms=(0.95, 0.85, 0.95), # the one-cycle momentums (the test holds the first)
-              poll_s:float=1.): # seconds between looks while another process runs the same test
-    "The LR range test of `setting`'s fresh model (seed 0), run once per setting and data and kept in the store"
-    from ozcycle.lr_range import RangeTest, lr_range_test
+              moms=(0.95, 0.85, 0.95), # the one-cycle momentums: the tests hold the first, where a one-cycle starts
+              poll_s:float=1.) -> EdgeEstimate: # seconds between looks while another process runs the same tests
+    "The LR range tests of `setting`'s fresh models (`RANGE_SEEDS`), run once per setting and data and kept in the store"
+    from ozcycle.lr_range import lr_range_test
     spec = {'lr_range': setting.spec(), 'data_kw': data_kw or {}, 'device': torch.device(device).type if device is not None else None,
-            'moms': [float(m) for m in moms], 'wd': setting.wd, 'test': RANGE_TEST, 'code': code_version()}
+            'moms': [float(m) for m in moms], 'wd': setting.wd, 'test': RANGE_TEST, 'seeds': list(RANGE_SEEDS), 'code': code_version()}
     f = Path(store)/'lr_range'/f"{run_key(spec)}.json"
     while True:
         if f.exists():
-            try: return RangeTest.from_dict(load_record(f)['test'])
-            except (DamagedFileError, KeyError): set_aside(f)
+            try: return EdgeEstimate.from_dict(load_record(f)['edge'])
+            except (DamagedFileError, KeyError, TypeError, ValueError): set_aside(f)
         lock = _RunLock(f.with_suffix('.lock'))
         if lock.acquire(): break
         time.sleep(poll_s)
     try:
-        if f.exists(): return RangeTest.from_dict(load_record(f)['test'])
-        rt = lr_range_test(setting.learner(0, device, moms, data_kw=data_kw), **RANGE_TEST)
-        save_record({'spec': spec, 'test': rt.to_dict()}, f)
-        return rt
+        if f.exists(): return EdgeEstimate.from_dict(load_record(f)['edge'])
+        e = EdgeEstimate({s: lr_range_test(setting.learner(s, device, moms, data_kw=data_kw), mom=float(moms[0]), **RANGE_TEST) for s in RANGE_SEEDS})
+        save_record({'spec': spec, 'edge': e.to_dict()}, f)
+        return e
     finally: lock.release()
+
 
 def resolve_lr(cfg:dict, # a configuration from `make_config`
                store, # the run store folder (out/_runs)
-               path=None, # the experiment folder: the test's curve is copied there as lr_range.json
+               path=None, # the experiment folder: the tests' curves are copied there as lr_range.json
               ) -> dict: # `cfg` with lr_max (and one-cycle arms' lr_max) set, and the edge recorded
     "`cfg` with `lr_max` = `lr_fraction` x the edge of divergence, unless given; arms' `lr_fraction` turned into their `lr_max`"
     fr = {a: p['lr_fraction'] for a, p in cfg['arms'].items() if 'lr_fraction' in p}
     if cfg['lr_max'] is not None and not fr: return cfg
     rt = find_edge(cfg['_setting'], store, cfg['device'], cfg['data_kw'], cfg['moms'])
     if rt.edge is None:
-        raise ValueError(f"setting {cfg['setting']!r}: the LR range test up to end_lr={RANGE_TEST['end_lr']:g} never saw the loss diverge, "
-                         "so there is no edge to take lr_max from: give lr_max")
+        raise ValueError(f"setting {cfg['setting']!r}: most LR range tests up to end_lr={RANGE_TEST['end_lr']:g} never saw the loss diverge "
+                         f"({rt!r}), so there is no edge to take lr_max from: give lr_max")
     if path is not None: save_json(rt.to_dict(), Path(path)/'lr_range.json')
     arms = {a: ({**{k: v for k, v in p.items() if k != 'lr_fraction'}, 'lr_max': rt.lr_max(p['lr_fraction'])} if a in fr else p)
             for a, p in cfg['arms'].items()}

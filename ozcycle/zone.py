@@ -93,7 +93,7 @@ def zone_claim(res, # `Results` with zone arms (see `zone_table`)
             'cannot tell': '**Cannot tell**: the correlation interval includes 0'}[out]
     return Claim(out, f"{head} {word}; {rho}. Per arm: {tab}.{tail}", None, t)
 
-# %% ../nbs/06c_zone.ipynb #042bb1e9
+# %% ../nbs/06c_zone.ipynb #6015ab66
 def plot_zone(tables:dict, # setting -> `zone_table(...)`
              ):
     "Final accuracy (left) and level (right) of the zone arms against their fraction of the edge, one line per setting; the figure"
