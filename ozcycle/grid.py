@@ -78,6 +78,6 @@ def load_grid(path, # the folder out/name that `run_grid` wrote: one subfolder p
              ) -> GridResults:
     "The `GridResults` of an earlier `run_grid`, from its folder (finished runs only)"
     path = Path(path)
-    subs = sorted((d for d in path.iterdir() if (d/'config.json').exists()), key=lambda d: json.loads((d/'config.json').read_text()).get('started', '')) if path.is_dir() else []
+    subs = sorted((d for d in path.iterdir() if (d/'config.json').exists()), key=lambda d: json.loads((d/'config.json').read_text()).get('started', '')) if path.is_dir() else []   # in the order they last ran
     if not subs: raise FileNotFoundError(f"{path} has no setting folders with a config.json: not a folder that run_grid (or `ozcycle report`) wrote")
     return GridResults({d.name: load_results(d) for d in subs})

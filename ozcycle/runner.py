@@ -414,7 +414,7 @@ def _run(cfg, out, quiet, poll_s):
     cfg = resolve_lr(cfg, store, path)   # lr_max from the LR range test's edge, unless given
     runner = _Runner(cfg, store)
     cfg = {**{k: v for k, v in cfg.items() if k != '_setting'}, 'store': os.path.relpath(store, path), 'hardware': hardware(cfg['device']), 'versions': _versions(),
-           'started': datetime.now(timezone.utc).isoformat(timespec='seconds'),
+           'started': datetime.now(timezone.utc).isoformat(timespec='microseconds'),
            'runs': {arm: {str(s): runner.key(arm, s) for s in cfg['seeds']} for arm in _arm_names(cfg)}}
     save_json(cfg, path/'config.json')
     todo = [(arm, seed) for seed in cfg['seeds'] for arm in _arm_names(cfg)]

@@ -42,12 +42,13 @@ def test_experiment_notebooks_follow_the_layout():
         cells = nbformat.read(nbs_path()/f'{nb}.ipynb', as_version=4).cells
         md = '\n'.join(c.source for c in cells if c.cell_type == 'markdown')
         assert re.match(r'# \S.*\n+> \S', cells[0].source), nb
-        heads = re.findall(r'^## (\w+)', md, re.M)
+        heads = [h for h in re.findall(r'^## (\w+)', md, re.M) if h in ('Hypothesis', 'Setup', 'Run', 'Plot', 'Verdict')]
         assert heads[:5] == ['Hypothesis', 'Setup', 'Run', 'Plot', 'Verdict'], (nb, heads)
+        assert '## The LR of each setting' in md, nb   # every notebook shows the LR range tests that set lr_max
         assert 'https://forums.fast.ai/t/following-up-on-fit-one-cycle/42516' in md, nb
         params = [c for c in cells if 'parameters' in c.metadata.get('tags', [])]
         assert len(params) == 1, nb
-        for name in ['QUICK', 'DATASET', 'E0', 'E1', 'SEEDS', 'LR_MAX', 'DEVICE', 'N_THREADS', 'OUT', 'NAME']:
+        for name in ['QUICK', 'SETTINGS', 'E0', 'E1', 'SEEDS', 'DEVICE', 'N_THREADS', 'OUT', 'NAME']:
             assert re.search(rf'^{name} = ', params[0].source, re.M), (nb, name)
         assert "os.environ.get('IN_TEST')" in params[0].source, nb
         assert sum('verdict' in c.metadata.get('tags', []) for c in cells) == 1, nb
@@ -58,35 +59,42 @@ def test_quick_report_end_to_end_and_rerun_reuses_runs(tmp_path):
     out, results = tmp_path/'reports', tmp_path/'results'
     r = run('--quick', '--only', '10_refit', '--out', str(out), '--results', str(results))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert sorted(p.name for p in out.iterdir()) == ['10_refit.html', '10_refit.ipynb', 'summary.md']  # no temporary files
+    assert sorted(p.name for p in out.iterdir()) == ['10_refit.html', '10_refit.ipynb', 'answer_map.csv', 'answer_map.png',
+                                                     'summary.html', 'summary.md']  # no temporary files
     assert not list(nbs_path().glob('kernel*')), 'kernel socket files left in nbs/ (the kernel\'s working directory)'
     nb = nbformat.read(out/'10_refit.ipynb', as_version=4)
     assert nb.metadata.papermill.parameters['OUT'] == str(results/'quick')
     assert not any(o.get('output_type') == 'error' for c in nb.cells for o in c.get('outputs', []))
     summary = (out/'summary.md').read_text()
-    assert '| refit | `refit_10` | refit | 4 | 1 |' in summary            # quick mode: 2 + 2 epochs, one seed
+    settings = ['mnist1d-adam', 'mnist1d-sgd', 'digits-adam', 'digits-sgd']
+    for s in settings: assert f'| refit | {s} | `refit_10` | refit | 4 | 1 |' in summary, s   # quick mode: 2 + 2 epochs, one seed, every setting
     assert '**No interval** with 1 paired seed' in summary                   # the verdict, computed on one seed
     assert '### 13_long_run' in summary and 'did not reach its verdict cell' in summary  # not run with --only
-    # the legend names every arm of the table, with its definition; the advice section uses the table's numbers
-    table_arms = re.findall(r'^\| refit \| `(\w+)` \|', summary, re.M)
+    # the legend names every arm of the table, with its definition
+    table_arms = re.findall(r'^\| refit \| mnist1d-adam \| `(\w+)` \|', summary, re.M)
     assert table_arms == ['base', 'refit_3', 'refit_10', 'refit_30', 'long'], table_arms
     legend = summary.split('## Arms')[1].split('## Every arm')[0]
     assert re.findall(r'^  - `(\w+)`: ', legend, re.M) == table_arms
     assert '`refit_10`: after `base`, `learn.fit_refit(E1, lr_div=10)`, E1 = 2 epochs' in legend
     assert '`long`: `learn.fit_one_cycle(E0 + E1)` from scratch, 4 epochs' in legend
-    advice = summary.split('## What to do after fit_one_cycle')[1].split('## Arms')[0]
-    best = re.search(r'^- `refit`: best continuation `(\w+)`, ([\d.]+)%; − `long` ([+-][\d.]+) pp', advice, re.M)
-    row = re.search(rf'^\| refit \| `{best[1]}` \| refit \| 4 \| 1 \| ([\d.]+) \| – \| ([+-][\d.]+) \|', summary, re.M)
-    assert row and (row[1], row[2]) == (best[2], best[3]), (best, row)
-    assert 'no interval (one seed): cannot tell' in advice
+    # the answer map opens the summary: one column per setting, the refit row's best arm and its difference as in the table
+    amap = summary.split('## The answer map')[1].split('## Design')[0]
+    head = re.search(r'^\| strategy \| (.+) \|$', amap, re.M)[1].split(' | ')
+    assert head == settings, head
+    cell = re.search(r'^\| refit \| ([−+\d.]+) ', amap, re.M)[1].replace('−', '-')
+    best = re.search(r'^\| refit \| [^|]+ `(\w+)`', amap, re.M)[1]
+    row = re.search(rf'^\| refit \| mnist1d-adam \| `{best}` \| refit \| 4 \| 1 \| [\d.]+ \| – \| ([+-][\d.]+) \|', summary, re.M)
+    assert row and float(row[1]) == float(cell), (best, cell, row)
+    assert 'Bonferroni-adjusted' in amap and '![The answer map' in amap
     # quick mode says so, in the summary and in the notebook's verdict footer
-    assert '**Quick mode**: `refit` 1 seed and 2+2 epochs on a 1,000/500-example (train/valid) slice of mnist1d: a smoke test, not evidence.' in summary
+    assert '**Quick mode**: `refit/mnist1d-adam` 1 seed and 2+2 epochs on a 1,000/500-example (train/valid) slice of mnist1d' in summary
     verdict = summary.split('### 10_refit')[1].split('### 11_')[0]
     assert 'a smoke test, not evidence' in verdict
-    cfg = json.loads((results/'quick'/'refit'/'config.json').read_text())
-    assert (cfg['n_epoch_base'], cfg['n_epoch_cont'], cfg['seeds'], cfg['dataset']) == (2, 2, [0], 'mnist1d')
+    cfg = json.loads((results/'quick'/'refit'/'digits-sgd'/'config.json').read_text())
+    assert (cfg['n_epoch_base'], cfg['n_epoch_cont'], cfg['seeds'], cfg['dataset'], cfg['opt']) == (2, 2, [0], 'digits', 'sgd')
+    assert 0 < cfg['lr_max'] == cfg['lr_fraction'] * cfg['edge']   # lr_max from the LR range tests' edge
     runs = sorted((results/'quick'/'_runs').glob('*/run.json'))
-    assert len(runs) == 5  # base, three refits, long; one seed
+    assert len(runs) == 5 * 4  # base, three refits, long; one seed; four settings
     stamp = {p: p.stat().st_mtime_ns for p in runs}
     r = run('--quick', '--only', '10_refit', '--out', str(out), '--results', str(results))
     assert r.returncode == 0, r.stdout + r.stderr
