@@ -20,6 +20,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'ozcycle.answer.answer_headline': ('answer.html#answer_headline', 'ozcycle/answer.py'),
                                 'ozcycle.answer.answer_map': ('answer.html#answer_map', 'ozcycle/answer.py'),
                                 'ozcycle.answer.answer_table': ('answer.html#answer_table', 'ozcycle/answer.py'),
+                                'ozcycle.answer.load_answer_map': ('answer.html#load_answer_map', 'ozcycle/answer.py'),
                                 'ozcycle.answer.plot_answer_map': ('answer.html#plot_answer_map', 'ozcycle/answer.py')},
             'ozcycle.cli': { 'ozcycle.cli._Parser': ('cli.html#_parser', 'ozcycle/cli.py'),
                              'ozcycle.cli._Parser.format_help': ('cli.html#_parser.format_help', 'ozcycle/cli.py'),

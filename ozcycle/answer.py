@@ -11,7 +11,8 @@ from .core import check_kind
 from .stats import HIGHER_IS_BETTER, _diff_bounds, bonferroni_level, t_interval, final_metrics, collapsed
 
 # %% auto #0
-__all__ = ['ANSWER_COLUMNS', 'MARKS', 'answer_map', 'answer_table', 'plot_answer_map', 'answer_conclusions', 'answer_headline']
+__all__ = ['ANSWER_COLUMNS', 'MARKS', 'ANSWER_FILE', 'answer_map', 'answer_table', 'plot_answer_map', 'answer_conclusions',
+           'answer_headline', 'load_answer_map']
 
 # %% ../nbs/06a_answer.ipynb #865188d8
 ANSWER_COLUMNS = ['setting', 'dataset', 'model', 'opt', 'lr_max', 'control', 'strategy', 'arm', 'n_arms', 'n_pairs', 'mean',
@@ -221,3 +222,19 @@ def answer_headline(amap:pd.DataFrame, # what `answer_map` returned
     worse = [f"`{st}` was worse than `{control}` in {int((x['mark'] == 'worse').sum())} of {len(x)} settings ({_rng(x['diff_pp'].dropna().tolist(), u)})"
              for st, x in sub.groupby('strategy', sort=False) if st != best and (x['mark'] == 'worse').sum() * 2 >= len(x)]
     return h + (' ' + '; '.join(worse) + '.' if worse else '')
+
+# %% ../nbs/06a_answer.ipynb #c80f3e1a
+ANSWER_FILE = 'answer_map.csv'   # in the package: the answer map of the last `make run`
+
+def load_answer_map(path=None, # a CSV that `answer_map` wrote (`reports/answer_map.csv`); None: the one shipped in the package
+                   ) -> pd.DataFrame|None: # None when no path is given and the package holds none
+    "An answer map read back from CSV; `ValueError` naming the missing columns if it is not one"
+    if path is None:
+        from importlib.resources import files
+        f = files('ozcycle')/ANSWER_FILE
+        if not f.is_file(): return None
+        path = f
+    with open(path, encoding='utf-8') as fh: df = pd.read_csv(fh)
+    miss = [c for c in ANSWER_COLUMNS if c not in df.columns]
+    if miss: raise ValueError(f"{path} is not an answer map: it lacks the column(s) {', '.join(miss)}")
+    return df

@@ -12,11 +12,15 @@ from nbconvert import MarkdownExporter
 root = Path(__file__).resolve().parent.parent
 
 def _strip(nb):
-    "Drop hidden cells and directive lines, as nbdev does for docs"
+    "Drop hidden cells and directive lines, as nbdev does for docs; a cell with `#| echo: false` shows only its markdown output"
     cells = []
     for c in nb.cells:
         lines = c.source.splitlines()
         if c.cell_type == 'code' and any(re.match(r'^#\|\s*hide\s*$', l) for l in lines): continue
+        if c.cell_type == 'code' and any(re.match(r'^#\|\s*echo:\s*false\s*$', l) for l in lines):
+            md = [o['data']['text/markdown'] for o in c.get('outputs', []) if 'text/markdown' in o.get('data', {})]
+            if md: cells.append(nbformat.v4.new_markdown_cell(md[0]))
+            continue
         c.source = '\n'.join(l for l in lines if not l.startswith('#|')).strip()
         cells.append(c)
     nb.cells = cells
@@ -39,6 +43,8 @@ if __name__ == '__main__':
         if not all(l in cur for l in text_only(body).splitlines() if l.strip()):
             sys.exit('README.md is stale: run `make readme`')
         print('README.md matches nbs/index.ipynb'); sys.exit(0)
+    src = root/'reports'/'answer_map.csv'   # the answer map of the last `make run`: shipped with the package (learn.advise reads it)
+    if src.exists(): (root/'ozcycle'/'answer_map.csv').write_bytes(src.read_bytes()); print(f'copied {src} to ozcycle/answer_map.csv')
     body, res = render()
     out = root/'README_files'
     if out.exists():
