@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_cli.ipynb #42afcabc
 from __future__ import annotations
-import argparse, ast, importlib, re, sys, warnings
+import argparse, ast, gc, importlib, re, sys, warnings
 from pathlib import Path
 
 # %% auto #0
@@ -267,7 +267,9 @@ def main(argv:list|None=None) -> int: # command-line arguments; default `sys.arg
         # user of the command, who can do nothing about it. Only the command hides it, only that message, and only while it
         # runs (`catch_warnings` restores the filters); the library leaves warning filters alone.
         warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=FutureWarning, module=r'torch\.')
-        return _main(argv)
+        try: return _main(argv)
+        finally:
+            if argv is None: gc.freeze()   # the command's process ends next: spare it the collection of every object at exit
 
 
 # %% ../nbs/09_cli.ipynb #749b4889

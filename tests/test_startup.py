@@ -39,3 +39,21 @@ def test_help_and_usage_errors_import_nothing_heavy(argv, rc, msg):
 def test_a_bad_dataset_name_is_still_checked_against_the_library():
     r = probe(['run', '--dataset', 'mnist'])   # the names live in ozcycle.data: this one error pays its import
     assert r['rc'] == 2 and "argument --dataset: invalid choice: 'mnist' (choose from 'mnist1d'" in r['err'], r
+
+FREEZE = """
+import gc, sys, contextlib, io
+from ozcycle.cli import main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    try:
+        if sys.argv[1] == 'list': main(['summary', sys.argv[2]])
+        else: sys.argv = ['ozcycle', 'summary', sys.argv[2]]; main()
+    except SystemExit: pass
+print(gc.get_freeze_count() > 0)
+"""
+
+@pytest.mark.parametrize('how,frozen', [('command', 'True'), ('list', 'False')])
+def test_gc_frozen_only_when_run_as_the_command(tmp_path, how, frozen):
+    "Run as the command (argv None) `main` freezes the collector before exit; called from Python with a list, it leaves it alone"
+    folder = tmp_path/'none'   # `summary` of a missing folder: a usage error from the library, after its import
+    r = subprocess.run([sys.executable, '-c', FREEZE, how, str(folder)], capture_output=True, text=True, timeout=300)
+    assert r.stdout.strip().splitlines()[-1:] == [frozen], (r.stdout, r.stderr)
