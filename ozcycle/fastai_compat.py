@@ -8,7 +8,7 @@ import functools, hashlib, inspect, pickle, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
-from torch import nn
+from torch import nn, Tensor
 from fastai.callback.core import Callback, CancelEpochException, TrainEvalCallback, event
 from fastai.callback.schedule import ParamScheduler, _Annealer, sched_cos, sched_lin, sched_no, sched_exp
 from fastai.learner import Learner
@@ -275,11 +275,22 @@ class _LeanTrainEval(LeanCallback, TrainEvalCallback):
 def _order(cb): return getattr(cb, 'order', 0)
 
 class _LeanLearner(Learner):
-    "fastai's `Learner`, sending one event to its callbacks in fastai's order without building fastcore `L`s each time"
+    "fastai's `Learner`, sending each event to its callbacks in fastai's order, sorted once per change of `cbs`, without `L`s"
+    def add_cb(self, cb): self.__dict__.pop('_sorted_cbs', None); return super().add_cb(cb)
+    def remove_cb(self, cb): self.__dict__.pop('_sorted_cbs', None); return super().remove_cb(cb)
     def __call__(self, event_name):
         if not isinstance(event_name, str): return super().__call__(event_name)
         if not hasattr(event, event_name): raise Exception(f'missing {event_name}')
-        for cb in sorted(self.cbs, key=_order): cb(event_name)
+        cbs = self.__dict__.get('_sorted_cbs')
+        if cbs is None or len(cbs) != len(self.cbs): cbs = self._sorted_cbs = sorted(self.cbs, key=_order)
+        if event_name in ('before_train', 'before_validate'): self._model_device = None   # looked up again at the next batch
+        for cb in cbs: cb(event_name)
+    def _set_device(self, b):
+        "fastai's: the batch on the model's device; a batch of tensors already there is returned as it is"
+        dev = self.__dict__.get('_model_device')
+        if dev is None: dev = self._model_device = next(self.model.parameters()).device
+        if type(b) is tuple and all(isinstance(t, Tensor) and t.device == dev for t in b): return b
+        return super()._set_device(b)
 
 def lean_learner(dls, # the data, e.g. `ozcycle.data.get_data(...)`
                  model, # a classifier returning logits
