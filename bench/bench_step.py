@@ -8,8 +8,9 @@ validate after every epoch (loss and accuracy). Contenders, each timed over a fi
            backward, `torch.optim.AdamW.step` (weight decay off for biases, as fastai), then a validation pass;
   runner   `lean_learner(...).fit_cycle(...)` with `RunLog`, the runner's recorder (per-epoch row, per-batch LR and
            momentum, an atomic checkpoint after every epoch): exactly what `ozcycle run` trains;
-  before   the same learner with the event dispatch of before issue 18 (callbacks sorted at every event, the model's
-           and the data's device looked up and the batch rebuilt at every batch), side by side with `runner`;
+  before   the same learner as before issue 18: callbacks sorted at every event, the model's and the data's device
+           looked up and the batch rebuilt at every batch, fastai's `Optimizer.step` for Adam (a dict merge per
+           parameter and step callback) instead of `_LeanAdam` (the same operations, bit for bit); side by side;
   ozcycle  `lean_learner(...).fit_cycle(...)` without `RunLog` (ozcycle's fit alone);
   fastai   for reference, a default fastai `Learner` (Recorder; ProgressCallback removed) with `fit_cycle`.
 They are interleaved over `--reps` rounds after one warm-up round, and each fit is timed twice: by the wall clock
@@ -63,6 +64,7 @@ class _Before(_LeanLearner):
         if not hasattr(event, event_name): raise Exception(f'missing {event_name}')
         for cb in sorted(self.cbs, key=_order): cb(event_name)
     _set_device = Learner._set_device
+    create_opt = Learner.create_opt   # fastai's Adam step, not `_LeanAdam`
 
 def ozcycle_fit(dls, n_epoch, cbs=(), before=False):
     torch.manual_seed(0)
