@@ -45,6 +45,7 @@ def record(learn):
 def fits(bs, ctx, tmp):
     "The fits, each in `ctx(learn)` (fastai's `distrib_ctx`, or nothing); what each left"
     import ozcycle.fit  # noqa: F401  (Learner.fit_cycle, fit_refit, ...; Learner.save keeps fit_state)
+    from fastai.torch_core import distrib_barrier
     out = {}
     learn = learner(bs)
     with ctx(learn): learn.fit_cycle(EPOCHS, 1e-2)
@@ -56,7 +57,8 @@ def fits(bs, ctx, tmp):
         out[name] = record(l2)
     half = learner(bs)   # interrupted after 2 epochs: saved, and resumed in a fresh Learner
     with ctx(half): half.fit_cycle(EPOCHS, 1e-2, cbs=[_StopAfter(2)])
-    half.save(Path(tmp)/'half')
+    half.save(Path(tmp)/'half')   # fastai saves on rank 0 only
+    distrib_barrier()              # the other ranks wait for the file before they load it
     resumed = learner(bs); resumed.load(Path(tmp)/'half')
     with ctx(resumed): resumed.fit_cycle(EPOCHS, 1e-2, start_epoch=2)
     out['resumed'] = record(resumed)
