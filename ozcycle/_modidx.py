@@ -118,6 +118,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'ozcycle.fastai_compat._LeanAdam': ('fastai_compat.html#_leanadam', 'ozcycle/fastai_compat.py'),
                                        'ozcycle.fastai_compat._LeanAdam.step': ( 'fastai_compat.html#_leanadam.step',
                                                                                  'ozcycle/fastai_compat.py'),
+                                       'ozcycle.fastai_compat._LeanAdam.zero_grad': ( 'fastai_compat.html#_leanadam.zero_grad',
+                                                                                      'ozcycle/fastai_compat.py'),
                                        'ozcycle.fastai_compat._LeanLearner': ( 'fastai_compat.html#_leanlearner',
                                                                                'ozcycle/fastai_compat.py'),
                                        'ozcycle.fastai_compat._LeanLearner.__call__': ( 'fastai_compat.html#_leanlearner.__call__',

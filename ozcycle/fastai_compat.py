@@ -277,12 +277,11 @@ class _LeanTrainEval(LeanCallback, TrainEvalCallback):
 
 def _order(cb): return getattr(cb, 'order', 0)
 
-_adam_cbs = [weight_decay, average_grad, average_sqr_grad, step_stat, adam_step]   # fastai's `Adam` (decoupled weight decay)
-
 def _is_adam(opt):
     "Whether `opt` is exactly what fastai's `Adam(..., decouple_wd=True)` builds: the steps `_LeanAdam` repeats"
-    return (type(opt) is Optimizer and len(opt.cbs) == 5 and [getattr(c, 'func', c) for c in opt.cbs] == _adam_cbs
-            and opt.cbs[1].keywords == {'dampening': True} and all(not isinstance(c, partial) for c in opt.cbs[2:]))
+    c = list(getattr(opt, 'cbs', []))
+    return (type(opt) is Optimizer and len(c) == 5 and c[0] is weight_decay and isinstance(c[1], partial) and c[1].func is average_grad
+            and not c[1].args and c[1].keywords == {'dampening': True} and c[2:] == [average_sqr_grad, step_stat, adam_step])
 
 class _LeanAdam(Optimizer):
     "fastai's `Adam`: each parameter stepped by the same tensor operations in the same order, without a dict merge per callback"
@@ -302,6 +301,10 @@ class _LeanAdam(Optimizer):
                 debias1, debias2 = debias(mom, 1-mom, step), debias(sqr_mom, 1-sqr_mom, step)
                 p.data.addcdiv_(s['grad_avg'], (s['sqr_avg']/debias2).sqrt() + eps, value=-lr / debias1)   # adam_step
                 self.state[p] = s
+    def zero_grad(self):
+        for ps in self.param_lists:
+            for p in ps:
+                if getattr(p, 'grad', None) is not None: p.grad.detach_(); p.grad.zero_()
 
 class _LeanLearner(Learner):
     "fastai's `Learner`, sending each event to its callbacks in fastai's order, sorted once per change of `cbs`, without `L`s"
