@@ -223,7 +223,7 @@ def answer_headline(amap:pd.DataFrame, # what `answer_map` returned
              for st, x in sub.groupby('strategy', sort=False) if st != best and (x['mark'] == 'worse').sum() * 2 >= len(x)]
     return h + (' ' + '; '.join(worse) + '.' if worse else '')
 
-# %% ../nbs/06a_answer.ipynb #c80f3e1a
+# %% ../nbs/06a_answer.ipynb #06dbcb23
 ANSWER_FILE = 'answer_map.csv'   # in the package: the answer map of the last `make run`
 
 def load_answer_map(path=None, # a CSV that `answer_map` wrote (`reports/answer_map.csv`); None: the one shipped in the package

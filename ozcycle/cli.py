@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_cli.ipynb #42afcabc
 from __future__ import annotations
-import argparse, ast, re, sys, warnings
+import argparse, ast, gc, importlib, re, sys, warnings
 from pathlib import Path
 
 # %% auto #0
@@ -89,6 +89,13 @@ class _Parser(argparse.ArgumentParser):
         if self.lazy_help is not None: self.lazy_help(self); self.lazy_help = None
         return super().format_help()
 
+class _Names:
+    "The keys of `module.attr`, imported only when argparse checks a value against them or shows them"
+    def __init__(self, module, attr): self.module, self.attr = module, attr
+    def _names(self): return list(getattr(importlib.import_module(self.module), self.attr))
+    def __contains__(self, k): return k in self._names()
+    def __iter__(self): return iter(self._names())
+
 def _run_help(r):
     "Fill in `ozcycle run --help`: the defaults of the design (`ozcycle.runner.design`) and of every arm, read where they are defined"
     from ozcycle.runner import design
@@ -96,11 +103,14 @@ def _run_help(r):
     full, quick = design(), design(quick=True)
     helps = {'epochs': f"epochs of the base one-cycle, and of each continuation (default {full['n_epoch_base']} {full['n_epoch_cont']}; {quick['n_epoch_base']} {quick['n_epoch_cont']} with --quick)",
              'seeds': f"number of paired seeds, 0..N-1 (default {full['seeds']}; {quick['seeds']} with --quick)",
-             'lr_max': f'peak LR of the base one-cycle and of long (default: {LR_FRACTION:g} x the edge where an LR range test on the fresh model diverges)',
+             'lr_max': f'peak LR of the base one-cycle and of long (default: {LR_FRACTION:g} x the edge where LR range tests on the fresh models diverge)',
              'setting': 'a named setting: ' + '; '.join(f"{k} ({s.dataset}, {s.model}, {s.opt})" for k, s in SETTINGS.items())
                         + f" (default {next(iter(full['settings']))}); not with --dataset/--model/--opt/--lr-max/--bs/--wd"}
+    from ozcycle.data import DATASETS
+    helps['dataset'] = 'dataset (default: cifar10 when CUDA is available, else mnist1d): ' + '; '.join(f'{k}: {v.doc}' for k, v in DATASETS.items())
     for act in r._actions:
         if act.dest in helps: act.help = helps[act.dest]
+        if isinstance(act.choices, _Names): act.metavar = None   # the help shows the choices: {mnist1d,digits,...}
     r.epilog = _arm_help() + '\n\n' + _EPILOG
 
 def _report_help(rp):
@@ -111,14 +121,13 @@ def _report_help(rp):
         if act.dest == 'only': act.help = f"run only these ({', '.join(EXPERIMENTS)})"
 
 def _parser():
-    from ozcycle.data import DATASETS, MODELS
+    "The `ozcycle` parser and its `run` subparser; building them and parsing import neither torch nor fastai"
     p = _Parser(prog='ozcycle', description='ozcycle: rerunnable experiments on what to do after fit_one_cycle. '
                                 'Run `ozcycle run --help` to start.')
     sub = p.add_subparsers(dest='command', metavar='COMMAND', required=True)
     r = sub.add_parser('run', help='train and compare continuation arms over paired seeds', description=_DESCRIPTION,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    r.add_argument('--dataset', choices=list(DATASETS), default=None,
-                   help='dataset (default: cifar10 when CUDA is available, else mnist1d): ' + '; '.join(f'{k}: {v.doc}' for k, v in DATASETS.items()))
+    r.add_argument('--dataset', choices=_Names('ozcycle.data', 'DATASETS'), default=None, metavar='NAME', help='dataset')
     r.add_argument('--setting', default=None, metavar='NAME', help='a named setting, e.g. digits-sgd')
     r.add_argument('--opt', choices=['adam', 'sgd'], default=None, help="optimizer, fastai's (default: adam)")
     r.lazy_help = _run_help
@@ -129,7 +138,7 @@ def _parser():
     r.add_argument('--lr-max', type=float, default=None, metavar='LR', help='peak LR of the base one-cycle and of long')
     r.add_argument('--bs', type=int, default=None, help="batch size (default: the dataset's)")
     r.add_argument('--wd', type=float, default=None, help="weight decay (default: fastai's, 0.01 with Adam)")
-    r.add_argument('--model', choices=list(MODELS), default=None, help="model (default: the dataset's)")
+    r.add_argument('--model', choices=_Names('ozcycle.data', 'MODELS'), default=None, metavar='NAME', help="model (default: the dataset's)")
     r.add_argument('--name', default='experiment', help='experiment name; results go to OUT/NAME/SETTING (default: experiment)')
     r.add_argument('--out', default='results', metavar='OUT', help='results folder (default: results)')
     r.add_argument('--device', default=None, help='torch device, e.g. cpu or cuda (default: cuda when available)')
@@ -219,28 +228,30 @@ def _report(p, a):
 def _main(argv):
     p, r = _parser()
     a = p.parse_args(argv)
-    from ozcycle.runner import run_experiment, load_results, make_config, design
     if a.command == 'report': return _report(a.parser, a)
     if a.command == 'summary':
+        from ozcycle.runner import load_results
         try: res = load_results(a.path)
         except FileNotFoundError as e: p.error(str(e))
         _print_results(res, a.metric)
         return 0
-    d = design(quick=a.quick)   # the defaults: one definition, `ozcycle.runner.design`
-    n_epoch_base, n_epoch_cont = a.epochs or (d['n_epoch_base'], d['n_epoch_cont'])
-    if a.setting is not None:
-        given = [f for f, v in (('--dataset', a.dataset), ('--model', a.model), ('--opt', a.opt), ('--lr-max', a.lr_max), ('--bs', a.bs), ('--wd', a.wd)) if v is not None]
-        if given: r.error(f"--setting {a.setting} with {', '.join(given)}: a setting fixes them; give either --setting or those flags")
-    kw = dict(name=a.name, dataset=a.setting or a.dataset, opt_func=a.opt, n_epoch_base=n_epoch_base, n_epoch_cont=n_epoch_cont, seeds=a.seeds if a.seeds is not None else d['seeds'],
-              lr_max=a.lr_max, bs=a.bs, wd=a.wd, model=a.model, long=a.long, quick=a.quick, device=a.device)
-    try:
+    try:   # the checks that need neither torch nor fastai first, so that these usage errors come at once
         arms = [parse_arm(s) for s in (a.arms or ['refit', 'constant', 'decay'])]
         dup = sorted({n for n, _ in arms if [m for m, _ in arms].count(n) > 1})
         if dup: raise ValueError(f"--arms names {', '.join(map(repr, dup))} more than once; give each arm its own NAME=")
-        kw['arms'] = dict(arms)
         if a.threads is not None and a.threads < 1: raise ValueError(f"--threads={a.threads} must be >= 1")
-        if a.device is not None: _check_device(a.device)
         if a.seeds is not None and not 1 <= a.seeds <= MAX_SEEDS: raise ValueError(f"--seeds {a.seeds}: give a count in [1, {MAX_SEEDS}]")
+    except ValueError as e: r.error(_flags(str(e).splitlines()[0]))
+    from ozcycle.runner import run_experiment, make_config, design
+    d = design(quick=a.quick)   # the defaults: one definition, `ozcycle.runner.design`
+    if a.setting is not None:
+        given = [f for f, v in (('--dataset', a.dataset), ('--model', a.model), ('--opt', a.opt), ('--lr-max', a.lr_max), ('--bs', a.bs), ('--wd', a.wd)) if v is not None]
+        if given: r.error(f"--setting {a.setting} with {', '.join(given)}: a setting fixes them; give either --setting or those flags")
+    n_epoch_base, n_epoch_cont = a.epochs or (d['n_epoch_base'], d['n_epoch_cont'])
+    kw = dict(name=a.name, dataset=a.setting or a.dataset, opt_func=a.opt, n_epoch_base=n_epoch_base, n_epoch_cont=n_epoch_cont, seeds=a.seeds if a.seeds is not None else d['seeds'],
+              lr_max=a.lr_max, bs=a.bs, wd=a.wd, model=a.model, long=a.long, quick=a.quick, device=a.device, arms=dict(arms))
+    try:
+        if a.device is not None: _check_device(a.device)
         cfg = make_config(**kw)
         _check_out(a.out)
         from ozcycle.data import check_model_fits, get_data, DataUnavailableError
@@ -265,7 +276,9 @@ def main(argv:list|None=None) -> int: # command-line arguments; default `sys.arg
         # user of the command, who can do nothing about it. Only the command hides it, only that message, and only while it
         # runs (`catch_warnings` restores the filters); the library leaves warning filters alone.
         warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=FutureWarning, module=r'torch\.')
-        return _main(argv)
+        try: return _main(argv)
+        finally:
+            if argv is None: gc.freeze()   # the command's process ends next: spare it the collection of every object at exit
 
 
 # %% ../nbs/09_cli.ipynb #749b4889

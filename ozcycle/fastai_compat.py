@@ -5,14 +5,17 @@
 # %% ../nbs/01a_fastai_compat.ipynb #bc72268c
 from __future__ import annotations
 import functools, hashlib, inspect, pickle, warnings
+from functools import partial
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
-from torch import nn
+import torch
+from torch import nn, Tensor
 from fastai.callback.core import Callback, CancelEpochException, TrainEvalCallback, event
 from fastai.callback.schedule import ParamScheduler, _Annealer, sched_cos, sched_lin, sched_no, sched_exp
 from fastai.learner import Learner
-from fastai.optimizer import Optimizer, OptimWrapper, _BaseOptimizer, Adam
+from fastai.optimizer import (Optimizer, OptimWrapper, _BaseOptimizer, Adam, weight_decay, average_grad, average_sqr_grad,
+                              step_stat, adam_step, debias)
 from fastcore.xtras import join_path_file
 from fastcore.basics import even_mults
 from .core import atomic_write, check_lr
@@ -274,12 +277,56 @@ class _LeanTrainEval(LeanCallback, TrainEvalCallback):
 
 def _order(cb): return getattr(cb, 'order', 0)
 
+def _is_adam(opt):
+    "Whether `opt` is exactly what fastai's `Adam(..., decouple_wd=True)` builds: the steps `_LeanAdam` repeats"
+    c = list(getattr(opt, 'cbs', []))
+    return (type(opt) is Optimizer and len(c) == 5 and c[0] is weight_decay and isinstance(c[1], partial) and c[1].func is average_grad
+            and not c[1].args and c[1].keywords == {'dampening': True} and c[2:] == [average_sqr_grad, step_stat, adam_step])
+
+class _LeanAdam(Optimizer):
+    "fastai's `Adam`: each parameter stepped by the same tensor operations in the same order, without a dict merge per callback"
+    def step(self, closure=None):
+        if closure is not None: raise NotImplementedError("fastai optimizers currently do not support closure")
+        for ps, h in zip(self.param_lists, self.hypers):
+            lr, mom, sqr_mom, eps, wd = h['lr'], h['mom'], h['sqr_mom'], h['eps'], h['wd']
+            for p in ps:
+                if getattr(p, 'grad', None) is None: continue
+                g, s = p.grad.data, self.state[p]
+                if s.get('do_wd', True) and wd != 0: p.data.mul_(1 - lr*wd)                  # weight_decay
+                if s.get('grad_avg') is None: s['grad_avg'] = torch.zeros_like(g)
+                s['grad_avg'].mul_(mom).add_(g, alpha=1-mom)                                  # average_grad(dampening=True)
+                if s.get('sqr_avg') is None: s['sqr_avg'] = torch.zeros_like(g)
+                s['sqr_avg'].mul_(sqr_mom).addcmul_(g, g, value=1-sqr_mom)                    # average_sqr_grad
+                s['step'] = step = s.get('step', 0) + 1                                       # step_stat
+                debias1, debias2 = debias(mom, 1-mom, step), debias(sqr_mom, 1-sqr_mom, step)
+                p.data.addcdiv_(s['grad_avg'], (s['sqr_avg']/debias2).sqrt() + eps, value=-lr / debias1)   # adam_step
+                self.state[p] = s
+    def zero_grad(self):
+        for ps in self.param_lists:
+            for p in ps:
+                if getattr(p, 'grad', None) is not None: p.grad.detach_(); p.grad.zero_()
+
 class _LeanLearner(Learner):
-    "fastai's `Learner`, sending one event to its callbacks in fastai's order without building fastcore `L`s each time"
+    "fastai's `Learner`, sending each event to its callbacks in fastai's order, sorted once per change of `cbs`, without `L`s"
+    def add_cb(self, cb): self.__dict__.pop('_sorted_cbs', None); return super().add_cb(cb)
+    def remove_cb(self, cb): self.__dict__.pop('_sorted_cbs', None); return super().remove_cb(cb)
     def __call__(self, event_name):
         if not isinstance(event_name, str): return super().__call__(event_name)
         if not hasattr(event, event_name): raise Exception(f'missing {event_name}')
-        for cb in sorted(self.cbs, key=_order): cb(event_name)
+        cbs = self.__dict__.get('_sorted_cbs')
+        if cbs is None or len(cbs) != len(self.cbs): cbs = self._sorted_cbs = sorted(self.cbs, key=_order)
+        if event_name in ('before_train', 'before_validate'): self._model_device = None   # looked up again at the next batch
+        for cb in cbs: cb(event_name)
+    def create_opt(self):
+        "fastai's; an optimizer that is exactly fastai's `Adam` steps as `_LeanAdam` (the same numbers, bit for bit)"
+        super().create_opt()
+        if _is_adam(self.opt): self.opt.__class__ = _LeanAdam
+    def _set_device(self, b):
+        "fastai's: the batch on the model's device; a batch of tensors already there is returned as it is"
+        dev = self.__dict__.get('_model_device')
+        if dev is None: dev = self._model_device = next(self.model.parameters()).device
+        if type(b) is tuple and all(isinstance(t, Tensor) and t.device == dev for t in b): return b
+        return super()._set_device(b)
 
 def lean_learner(dls, # the data, e.g. `ozcycle.data.get_data(...)`
                  model, # a classifier returning logits
