@@ -69,8 +69,8 @@ def test_quick_run_and_summary(tmp_path, capsys):
     assert 'torch.jit.script' not in r.stderr and 'FutureWarning' not in r.stderr, r.stderr[-3000:]  # hidden by the command
     for arm in ('base', 'refit', 'low', 'long'): assert f'\n{arm} ' in r.stdout, arm
     assert 'Best mean final accuracy' in r.stdout and '2 paired seeds' in r.stdout and 'results.csv' in r.stdout
-    assert (tmp_path/'experiment'/'results.csv').exists() and (tmp_path/'experiment'/'config.json').exists()
-    rc, out, err = call(capsys, 'summary', str(tmp_path/'experiment'))
+    assert (tmp_path/'experiment'/'mnist1d-adam'/'results.csv').exists() and (tmp_path/'experiment'/'mnist1d-adam'/'config.json').exists()
+    rc, out, err = call(capsys, 'summary', str(tmp_path/'experiment'/'mnist1d-adam'))
     assert rc == 0 and out.strip() == r.stdout.strip(), err
     rc, out, err = call(capsys, 'summary', str(tmp_path/'nope'))
     assert rc == 2 and 'config.json' in err

@@ -78,10 +78,10 @@ def test_sigkill_and_rerun(tmp_path):
     r = subprocess.run([str(OZCYCLE), *args, '--out', str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'Best mean final accuracy' in r.stdout
-    killed = _csv(out/'experiment'/'results.csv')
+    killed = _csv(out/'experiment'/'mnist1d-adam'/'results.csv')
     ref = run_experiment(['refit', 'constant'], n_epoch_base=4, n_epoch_cont=3, seeds=2, quick=True, quiet=True, out=tmp_path/'ref',
                          dataset='mnist1d', device='cpu', n_threads=1)
-    pd.testing.assert_frame_equal(killed[VALUES], _csv(tmp_path/'ref'/'experiment'/'results.csv')[VALUES], check_exact=True)
+    pd.testing.assert_frame_equal(killed[VALUES], _csv(tmp_path/'ref'/'experiment'/'mnist1d-adam'/'results.csv')[VALUES], check_exact=True)
     assert len(killed) == 2 * (4 + 3 + 3 + 7) and not killed.duplicated(['arm', 'seed', 'epoch']).any()
     starts = [json.loads(f.read_text())['starts'] for f in (out/'_runs').glob('*/run.json')]
     assert any(len(s) == 2 and s[0] == 0 and s[1] > 0 for s in starts), starts  # one run really was resumed mid-way
@@ -93,7 +93,7 @@ def test_two_processes_share_runs(tmp_path):
             '--quiet', '--device', 'cpu', '--dataset', 'mnist1d', '--out', str(tmp_path)]
     procs = [subprocess.Popen(args + ['--name', n], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for n in ('a', 'b')]
     for p in procs: assert p.wait(timeout=600) == 0, p.stderr.read().decode()[-3000:]
-    a, b = _csv(tmp_path/'a'/'results.csv'), _csv(tmp_path/'b'/'results.csv')
+    a, b = _csv(tmp_path/'a'/'mnist1d-adam'/'results.csv'), _csv(tmp_path/'b'/'mnist1d-adam'/'results.csv')
     pd.testing.assert_frame_equal(a.drop(columns='experiment'), b.drop(columns='experiment'), check_exact=True)
     runs = list((tmp_path/'_runs').glob('*/run.json'))
     assert len(runs) == 2 * 3  # base, refit, long per seed: stored once
@@ -119,14 +119,14 @@ def test_divergence_is_recorded(tmp_path):
     v = res.verdict()
     assert v.winner in ('refit', 'long') and 'Diverged runs' in v.text and '`hot` 2' in v.text
     # the CSV says diverged, with empty cells where the numbers would be
-    csv = (tmp_path/'experiment'/'results.csv').read_text().splitlines()
+    csv = (tmp_path/'experiment'/'mnist1d-adam'/'results.csv').read_text().splitlines()
     hot_lines = [l for l in csv if ',hot,' in l]
     assert len(hot_lines) == 2 and all(l.endswith(',True') and ',,,' in l for l in hot_lines)
-    assert load_results(tmp_path/'experiment').df.equals(df)
+    assert load_results(tmp_path/'experiment'/'mnist1d-adam').df.equals(df)
 
 def test_config_records_versions_and_hardware(tmp_path):
     res = run_experiment([], n_epoch_base=1, n_epoch_cont=1, seeds=1, out=tmp_path, quick=True, quiet=True, dataset='mnist1d', device='cpu', long=False)
-    cfg = json.loads((tmp_path/'experiment'/'config.json').read_text())
+    cfg = json.loads((tmp_path/'experiment'/'mnist1d-adam'/'config.json').read_text())
     assert cfg['versions']['torch'] == torch.__version__ and cfg['hardware']['device'] == 'cpu'
     assert cfg['n_epoch_base'] == 1 and cfg['seeds'] == [0] and cfg['data_kw'] == QUICK_DATA['mnist1d'] and cfg['wall_s'] > 0
     assert list(res.df['arm'].unique()) == ['base']
