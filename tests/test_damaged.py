@@ -32,12 +32,12 @@ def test_damaged_file_is_set_aside_and_retrained(tmp_path, ref, what, kind):
     f = runs/key/what.split()[-1]
     if what == 'last.pt': (runs/key/'run.json').unlink()   # an unfinished run: its checkpoint is all there is
     _damage(kind, f)
-    rows0 = len(pd.read_csv(tmp_path/'experiment'/'mnist1d-adam'/'results.csv'))
+    rows0 = len(pd.read_csv(tmp_path/'experiment'/'mnist1d-adam-lr0.01'/'results.csv'))
     res2, msgs = _run(tmp_path)
     assert msgs and str(f) in msgs[0] and 'is damaged' in msgs[0] and 'set aside as' in msgs[0], msgs
     assert list((runs/key).glob(f'{f.name}.damaged-*')), 'the damaged file is kept, renamed'
     pd.testing.assert_frame_equal(res2.df[VALUES], ref, check_exact=True)   # retrained: the same numbers
-    assert len(pd.read_csv(tmp_path/'experiment'/'mnist1d-adam'/'results.csv')) >= rows0
+    assert len(pd.read_csv(tmp_path/'experiment'/'mnist1d-adam-lr0.01'/'results.csv')) >= rows0
 
 def test_stale_temp_files_of_dead_writers_are_removed(tmp_path):
     res, _ = _run(tmp_path)
