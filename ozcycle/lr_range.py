@@ -144,7 +144,7 @@ def plot(self:RangeTest, ax=None, # a matplotlib `Axes` to draw on; None: a new 
     "The loss against the LR (log x), raw and smoothed, with the edge and `lr_max` marked; returns the figure"
     if lr_max is not None: lr_max = check_real('lr_max', lr_max, 0, lo_open=True, what='a learning rate')
     made = ax is None
-    if made: fig, ax = plt.subplots(figsize=(6, 3.5))
+    if made: fig, ax = plt.subplots(figsize=(6, 3.5), layout='constrained')
     else: fig = ax.figure
     c = self.curve.replace([np.inf, -np.inf], np.nan)
     ax.plot(c.lr, c.loss, color='C0', alpha=0.3, lw=1, label='loss')
