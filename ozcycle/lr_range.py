@@ -61,9 +61,11 @@ def _check_mom(mom): return None if mom is None else float(check_real('mom', mom
 
 def _losses(name, v):
     "`v` as a list of floats (NaN and infinities allowed, as the strings `to_dict` writes for them)"
-    if isinstance(v, (str, bytes, dict)) or not hasattr(v, '__iter__'): raise TypeError(f"{name}={v!r:.60} must be a list of numbers")
+    try: items = None if isinstance(v, (str, bytes, dict)) else list(v)
+    except TypeError: items = None   # not iterable, or a 0-d array or tensor
+    if items is None: raise TypeError(f"{name}={v!r:.60} must be a list of numbers")
     out = []
-    for x in v:
+    for x in items:
         if isinstance(x, str) and x in ('nan', 'inf', '-inf'): x = float(x)
         if isinstance(x, float) and math.isnan(x): out.append(x); continue
         out.append(check_real(name, x, finite=False, what='a loss'))
@@ -78,7 +80,7 @@ class RangeTest:
                  losses, # the raw loss of each step (NaN and infinities allowed)
                  smoothed, # fastai's smoothed loss of each step
                  start_lr:float=1e-7, end_lr:float=10., # the LR sweep: exponential from start_lr towards end_lr over num_it steps
-                 num_it:int=100, # steps planned, >= 1
+                 num_it:int=100, # steps planned, 1..10**6
                  beta:float=0.98, # smoothing, in [0, 1)
                  div_thresh:float=4., # the divergence threshold, > 1
                  seed:int|None=None, # the seed of the test; None: the RNGs as they were
@@ -87,7 +89,7 @@ class RangeTest:
                  rebound:float|None=None): # divergence also when the loss climbs back by this share of its drop; None: not
         self.start_lr = check_real('start_lr', start_lr, 0, lo_open=True, what='a learning rate')
         self.end_lr = check_real('end_lr', end_lr, self.start_lr, lo_open=True, what='a learning rate')
-        self.num_it, self.beta = check_int('num_it', num_it, 1), check_real('beta', beta, 0, 1, hi_open=True)
+        self.num_it, self.beta = check_int('num_it', num_it, 1, 10**6), check_real('beta', beta, 0, 1, hi_open=True)
         self.div_thresh = check_real('div_thresh', div_thresh, 1, lo_open=True)
         self.seed, self.mom = _check_seed(seed), _check_mom(mom)
         self.rise = None if rise is None else check_real('rise', rise, 0, lo_open=True)
@@ -166,7 +168,7 @@ def plot(self:RangeTest, ax=None, # a matplotlib `Axes` to draw on; None: a new 
     "The loss against the LR (log x), raw and smoothed, with the edge and `lr_max` marked; returns the figure"
     if lr_max is not None: lr_max = check_real('lr_max', lr_max, 0, lo_open=True, what='a learning rate')
     made = ax is None
-    if made: fig, ax = plt.subplots(figsize=(6, 3.5))
+    if made: fig, ax = plt.subplots(figsize=(6, 3.5), layout='constrained')
     else: fig = ax.figure
     c = self.curve.replace([np.inf, -np.inf], np.nan)
     ax.plot(c.lr, c.loss, color='C0', alpha=0.3, lw=1, label='loss')
@@ -260,11 +262,11 @@ def kept(learn:Learner, seed:int|None=None):
 def lr_range_test(learn:Learner, # a fastai `Learner`; left exactly as it was
                   start_lr:float=1e-7, # LR of the first step, > 0
                   end_lr:float=10., # the LR the sweep heads for (reached after num_it steps), > start_lr
-                  num_it:int=100, # steps, >= 1; the training data is cycled through as often as needed
+                  num_it:int=100, # steps, 1..10**6; the training data is cycled through as often as needed
                   beta:float=0.98, # smoothing of the loss, in [0, 1) (fastai's `Recorder`: 0.98)
                   div_thresh:float=4., # divergence: a smoothed loss above div_thresh x its minimum, > 1 (fastai: 4)
                   seed:int|None=None, # seeds the data order and other randomness of the test, 0..2**32-1; None: as they are
-                  mom:float|None=None, # momentum during the test, in [0, 1); None: the optimizer's default
+                  mom:float|None=None, # momentum (Adam's beta1) during the test, in [0, 1); None: the optimizer's own
                   rise:float|None=None, # divergence also once the smoothed loss is above (1 + rise) x its first value, > 0; None: fastai's rule only
                   rebound:float|None=None, # divergence also once it has climbed back by this share of its drop (after a drop of 5%), in (0, 1]; None: fastai's rule only
                  ) -> RangeTest:
@@ -272,7 +274,7 @@ def lr_range_test(learn:Learner, # a fastai `Learner`; left exactly as it was
     if not isinstance(learn, Learner): raise TypeError(f"learn={learn!r:.60} must be a fastai Learner")
     start_lr = check_real('start_lr', start_lr, 0, lo_open=True, what='a learning rate')
     end_lr = check_real('end_lr', end_lr, start_lr, lo_open=True, what='a learning rate')
-    num_it, beta = check_int('num_it', num_it, 1), check_real('beta', beta, 0, 1, hi_open=True)
+    num_it, beta = check_int('num_it', num_it, 1, 10**6), check_real('beta', beta, 0, 1, hi_open=True)
     div_thresh, seed, mom = check_real('div_thresh', div_thresh, 1, lo_open=True), _check_seed(seed), _check_mom(mom)
     rise = None if rise is None else check_real('rise', rise, 0, lo_open=True)
     rebound = None if rebound is None else check_real('rebound', rebound, 0, 1, lo_open=True)
