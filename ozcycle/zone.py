@@ -69,17 +69,22 @@ def zone_claim(res, # `Results` with zone arms (see `zone_table`)
     c = _adj(conf, n_comparisons * 2)
     shape = cycle_shape(res.df, list(t.index), log=True).set_index(['arm', 'seed'])['level']
     fin = final_metrics(res.df).set_index(['arm', 'seed'])
-    rhos = []
+    rhos, rhof = [], []   # per seed: rank correlation of level with accuracy, and of the fraction of the edge with level
     for seed in sorted(set(res.df['seed'])):
         lv = [shape.get((a, seed), math.nan) for a in t.index]
         ac = [fin['accuracy'].get((a, seed), math.nan) if not fin['diverged'].get((a, seed), True) else math.nan for a in t.index]
         ok = [(l, x) for l, x in zip(lv, ac) if math.isfinite(l) and math.isfinite(x)]
         if len(ok) >= 3 and len({l for l, _ in ok}) > 1 and len({x for _, x in ok}) > 1:
             rhos.append(scipy.stats.spearmanr(*zip(*ok)).statistic)
+        okf = [(f, l) for f, l in zip(t['lr_fraction'], lv) if math.isfinite(l)]
+        if len(okf) >= 3 and len({l for _, l in okf}) > 1: rhof.append(scipy.stats.spearmanr(*zip(*okf)).statistic)
     r = t_interval(rhos, c, (-1., 1.))
     div = [f"`{a}` diverged in {int(row['diverged'])} of {int(row['seeds'])} seeds" for a, row in t.iterrows() if row['diverged']]
-    head = (f"Claim ({name}): training closer to the edge of divergence makes the middle section of the loss curve more pronounced "
-            f"and the final accuracy better.")
+    head = (f"Claim ({name}): across one-cycles at fractions of the edge of divergence, a more pronounced middle section of the loss "
+            f"curve (a larger `level`) goes with a better final accuracy.")
+    rf = t_interval(rhof, c, (-1., 1.))
+    edge_line = ('' if rf['n'] < 2 else f" Closer to the edge, the middle section became {'more' if rf['lo'] > 0 else 'less' if rf['hi'] < 0 else 'not resolvably more or less'} "
+                 f"pronounced (rank correlation of the fraction with level {rf['mean']:+.2f}, {rf['lo']:+.2f} to {rf['hi']:+.2f}).")
     tab = '; '.join(f"`{a}` ({row['lr_fraction']:.2g} x edge, {100*row['near_edge']:.0f}% of steps near it): level {row['level']:+.3f}, "
                     f"accuracy {100*row['accuracy']:.2f}%" for a, row in t.iterrows())
     adj = f"{100*c:.1f}% intervals (Bonferroni over {n_comparisons * 2} comparisons)"
@@ -91,7 +96,7 @@ def zone_claim(res, # `Results` with zone arms (see `zone_table`)
     word = {'held': '**Held**: a more pronounced middle section goes with a better accuracy',
             'did not hold': '**Did not hold**: a more pronounced middle section goes with a worse accuracy',
             'cannot tell': '**Cannot tell**: the correlation interval includes 0'}[out]
-    return Claim(out, f"{head} {word}; {rho}. Per arm: {tab}.{tail}", None, t)
+    return Claim(out, f"{head} {word}; {rho}.{edge_line} Per arm: {tab}.{tail}", None, t)
 
 # %% ../nbs/06c_zone.ipynb #6015ab66
 def plot_zone(tables:dict, # setting -> `zone_table(...)`
