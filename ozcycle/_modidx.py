@@ -46,6 +46,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'ozcycle.advise.trend': ('advise.html#trend', 'ozcycle/advise.py')},
             'ozcycle.cli': { 'ozcycle.cli._Parser': ('cli.html#_parser', 'ozcycle/cli.py'),
                              'ozcycle.cli._Parser.format_help': ('cli.html#_parser.format_help', 'ozcycle/cli.py'),
+                             'ozcycle.cli._advise': ('cli.html#_advise', 'ozcycle/cli.py'),
                              'ozcycle.cli._arm_help': ('cli.html#_arm_help', 'ozcycle/cli.py'),
                              'ozcycle.cli._check_device': ('cli.html#_check_device', 'ozcycle/cli.py'),
                              'ozcycle.cli._check_out': ('cli.html#_check_out', 'ozcycle/cli.py'),
