@@ -5,7 +5,6 @@
 # %% ../nbs/06b_advise.ipynb #392fdf41
 from __future__ import annotations
 import contextlib, json, math, re, warnings
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 import numpy as np
@@ -14,7 +13,7 @@ import matplotlib.pyplot as plt
 from scipy.stats import theilslopes
 from fastcore.basics import patch
 from fastai.learner import Learner
-from .core import check_int, check_real, check_kind
+from .core import check_int, check_real
 from .fit import FitState, continuation_defaults, continuation_scheds, strategies
 from .schedules import sched_values
 from .fastai_compat import opt_name
@@ -396,7 +395,7 @@ def _place(c, r, fs, sched):
     return c2, L + [f"above fastai's rule: the call starts at {_g(r['safe'])} instead"]
 
 # %% ../nbs/06b_advise.ipynb #04d35ea6
-_TITLES = ('Still improving?', 'Where did the schedule leave you?', 'What to run next')
+_TITLES = ('Still improving?', 'Where did the schedule leave you?', 'What to run next?')
 
 class Advice:
     "What `advise` found for one fit: a report (printed as text, shown as markdown), the recommended call, and `plot()`"
@@ -407,6 +406,7 @@ class Advice:
         self.call = None if self.cont is None else self.cont['call']
         self.sections = [[assessment['headline'], *assessment['lines']], schedule['lines'], recommendation['lines'] + evidence_lines]
     status = property(lambda self: self.assessment['status'])
+    line = property(lambda self: self.sections[2][0] + (f" Run: {self.call}" if self.call else ''), doc="The recommendation in one line")
 
     def __str__(self):
         L = [f"advise: {self.source}"]
@@ -496,9 +496,15 @@ def _advise_one(label, hist, fs, opt, dataset, model, ev, n_epoch, n_last, conf,
     return Advice(label, hist, a, sched, rec, evl, fs, r)
 
 @patch
-def advise(self:Learner, evidence=None, n_epoch:int|None=None, n_last:int|None=None, conf:float=0.95, min_rel:float=0.005,
-           lr_find:bool=False, dataset:str|None=None, model:str|None=None):
-    "`advise(learn, ...)`: should you keep training this learner, and how"
+def advise(self:Learner, evidence=None, # None: ozcycle's packaged answer map (if any); False: none; a path or DataFrame
+           n_epoch:int|None=None, # epochs of the recommended continuation, >= 1; None: as many as the fit had
+           n_last:int|None=None, # epochs the trend is measured over, >= 3; None: the last third, at least 3
+           conf:float=0.95, # confidence level of the slope bands, in (0, 1)
+           min_rel:float=0.005, # "still improving" needs the valid loss to fall this fraction of its value per epoch, in [0, 1)
+           lr_find:bool=False, # run fastai's lr_find from the current weights to place the continuation's LR (learner restored)
+           dataset:str|None=None, # your dataset, when it is one of ozcycle's (to match the evidence); None: your own
+           model:str|None=None): # your model, when it is one of ozcycle's
+    "Should you keep training this learner, and how: `advise(learn, ...)`"
     return advise(self, evidence, n_epoch, n_last, conf, min_rel, lr_find, dataset=dataset, model=model)
 
 def advise(src, # a fastai `Learner` after a fit, a CSVLogger history.csv, an `ozcycle run` folder or its results.csv, or a DataFrame
