@@ -327,7 +327,7 @@ def recommend(a:dict, # what `assess` found
             c, why = _cont('extend', n), "the fit is extendable: extend its stable phase and cool down again (Hägele et al. 2024)"
         elif sched['hot'] and sched['kind'] is not None:
             c = _cont('decay', n, lr_start='last')
-            why = (f"the LR is still at {sched['ratio']:.2g} of its peak" if sched['ratio'] is not None else "the LR never annealed") + \
+            why = (f"the LR is still at {sched['ratio']:.0%} of its {'peak' if sched['cycle_peak'] else 'largest'}" if sched['ratio'] is not None else "the LR never annealed") + \
                   ": anneal from where it stands (fastai's annealing half of a one-cycle)"
         elif st == 'improving':
             c = _from_arm(best['arm'], n, sched) if best is not None else _at('decay', n, continuation_defaults('decay')['lr_div'], sched)
@@ -339,11 +339,16 @@ def recommend(a:dict, # what `assess` found
                    f"[{float(better['lo_pp']):+.2f}, {float(better['hi_pp']):+.2f}] over stopping")
         if st == 'plateau' and sched['hot'] and not covered: why = "the valid loss is flat at this LR, but " + why.replace(': anneal', '; anneal')
         return dict(action='continue', cont=c, lines=[f"continue: {why}", f"run: {c['call']}"])
-    return dict(action='stop', cont=None, lines=[
-        (f"stop: the valid loss has not improved for {since} epoch{'s' * (since != 1)}" if since > 0 else
-         f"stop: the valid loss changes by {a['rel']:+.2%} per epoch over the last {a['k']} epochs") +
-        ", and the schedule has annealed: a continuation would have to climb out of a minimum this fit settled in"
-        + ("" if better is not None else "; the evidence shows no continuation that gains over stopping" if best is not None else "")])
+    L = [(f"stop: the valid loss has not improved for {since} epoch{'s' * (since != 1)}" if since > 0 else
+          f"stop: the valid loss changes by {a['rel']:+.2%} per epoch over the last {a['k']} epochs") +
+         (", and the schedule has annealed: more epochs at its last LR would change little, and a new schedule is worth its "
+          "compute only where the evidence shows a gain over stopping" if sched['kind'] is not None else "")
+         + ("; the evidence shows no continuation that gains over stopping" if best is not None and better is None else "")]
+    if better is not None:
+        c = _from_arm(better['arm'], n, sched)
+        L.append(f"to try anyway: on the closest setting ({better['setting']}), {better['arm']} gained {float(better['diff_pp']):+.2f} pp over "
+                 f"stopping; {c['call']} runs it (not measured on your model)")
+    return dict(action='stop', cont=None, lines=L)
 
 # %% ../nbs/06b_advise.ipynb #b9d61f2b
 _LEARN_ATTRS = ('n_epoch', 'epoch', 'iter', 'n_iter', 'loss', 'smooth_loss', 'final_record')
