@@ -289,6 +289,7 @@ def _cont(strategy, n, **kw):
     args = ''.join(f", {k}={v!r}" if isinstance(v, str) else f", {k}={v:g}" for k, v in kw.items())
     return dict(strategy=strategy, n_epoch=n, kwargs=kw, call=f"learn.fit_{strategy}({n}{args})")
 
+# %% ../nbs/06b_advise.ipynb #b9d61f2b
 _LR_ARG = {'decay': 'lr_start', 'constant': 'lr', 'refit': 'lr_max'}
 
 def _at(strategy, n, lr_div, sched):
@@ -301,6 +302,7 @@ def _from_arm(arm, n, sched):
     k = float(m.group(2)) if m.group(2) is not None else continuation_defaults(m.group(1))['lr_div']
     return _at(m.group(1), n, k, sched)
 
+# %% ../nbs/06b_advise.ipynb #dd12d365
 def recommend(a:dict, # what `assess` found
               sched:dict, # what `schedule_state` found
               rows=None, # the answer-map rows `match_evidence` picked
@@ -350,7 +352,7 @@ def recommend(a:dict, # what `assess` found
                  f"stopping; {c['call']} runs it (not measured on your model)")
     return dict(action='stop', cont=None, lines=L)
 
-# %% ../nbs/06b_advise.ipynb #b9d61f2b
+# %% ../nbs/06b_advise.ipynb #e6fac0fd
 _LEARN_ATTRS = ('n_epoch', 'epoch', 'iter', 'n_iter', 'loss', 'smooth_loss', 'final_record')
 
 def lr_range(learn:Learner, # a fastai `Learner` with fastai's Recorder (the default)
@@ -377,6 +379,7 @@ def lr_range(learn:Learner, # a fastai `Learner` with fastai's Recorder (the def
             for k in hps[0]: learn.opt.set_hyper(k, [h[k] for h in hps])
     return dict(edge=float(s.minimum) * 10, safe=float(s.minimum), valley=float(s.valley), lrs=lrs, losses=losses)
 
+# %% ../nbs/06b_advise.ipynb #52bc5108
 def _cont_lr(c, fs, sched):
     "The LR a continuation starts at (its first, or its peak for a refit), for the last parameter group"
     kw = c['kwargs']
@@ -399,7 +402,7 @@ def _place(c, r, fs, sched):
     else: c2 = _cont(c['strategy'], c['n_epoch'], **{key: float(f"{r['safe']:.2g}")})
     return c2, L + [f"above fastai's rule: the call starts at {_g(r['safe'])} instead"]
 
-# %% ../nbs/06b_advise.ipynb #04d35ea6
+# %% ../nbs/06b_advise.ipynb #aba11054
 _TITLES = ('Still improving?', 'Where did the schedule leave you?', 'What to run next?')
 
 class Advice:
@@ -470,7 +473,7 @@ def _plot_sched(ax, fs, h, sched, cont):
     ax.set_yscale('log'); ax.set_xlabel('training batch' if per > 1 or fs is not None else 'epoch'); ax.set_ylabel('lr'); ax2.set_ylabel('momentum')
     ax.set_title(f"schedule: {sched['kind']}"); ax.legend(fontsize='small', loc='lower left')
 
-# %% ../nbs/06b_advise.ipynb #aaac6a84
+# %% ../nbs/06b_advise.ipynb #71f6f65f
 class AdviceList(list):
     "Several `Advice` (one per arm and seed of an `ozcycle run` folder), printed one after the other"
     def __str__(self): return '\n\n'.join(map(str, self))
