@@ -206,13 +206,18 @@ def assess(hist:pd.DataFrame, # per-epoch table with epoch, train_loss, valid_lo
     if metric is not None:
         mt = trend(w[metric], w['epoch'], conf)
         L.append(f"{metric} over the same epochs: slope {mt['slope']:+.3g} per epoch, band [{mt['lo']:+.3g}, {mt['hi']:+.3g}]; last {_g(h[metric].iloc[-1])}")
-    improving = t['hi'] < 0 and -rel >= min_rel
-    rising = t['lo'] > 0
-    widening = g is not None and g['lo'] > 0 and gap[-1] > 0 and not improving
+    sure = t['hi'] < 0                                            # the whole band below zero
+    improving = -rel >= min_rel and (sure or since == 0)            # a real fall, confirmed by the band or by a best last epoch
+    rising = t['lo'] > 0 and rel >= min_rel
+    stalled = since > 0 or abs(rel) < min_rel
+    widening = g is not None and g['lo'] > 0 and gap[-1] > 0 and not improving and stalled
     status = 'improving' if improving else 'overfit' if rising or widening else 'plateau'
-    head = {'improving': f"yes: the whole {conf:.0%} band of the valid loss's slope is below zero, and it falls {-rel:.2%} of its value per epoch (≥ {min_rel:.2%})",
-            'overfit': ("no, it is overfitting: the valid loss is rising" if rising else
-                        "no, it is overfitting: the valid loss is flat while the gap to the train loss widens"),
+    head = {'improving': (f"yes: the whole {conf:.0%} band of the valid loss's slope is below zero, and it falls {-rel:.2%} of its value per epoch (≥ {min_rel:.2%})" if sure else
+                          f"probably: the valid loss falls {-rel:.2%} of its value per epoch (≥ {min_rel:.2%}) and its last epoch is its best, "
+                          f"though over {k} epochs the {conf:.0%} band of its slope includes zero"),
+            'overfit': (f"no, it is overfitting: the valid loss rises {rel:+.2%} of its value per epoch, its whole band above zero" if rising else
+                        f"no, it is overfitting: the valid loss has stalled ({since} epoch{'s' * (since != 1)} since its best, now "
+                        f"{v[-1] / v[ib] - 1:+.0%} above it) while the gap to the train loss widens"),
             'plateau': (f"no, it has plateaued: the valid loss changes by {rel:+.2%} of its value per epoch" +
                         (" and its band includes zero" if t['lo'] <= 0 <= t['hi'] else f" (less than {min_rel:.2%})"))}[status]
     return {**out, 'status': status, 'headline': head, 'trend': t, 'gap_trend': g, 'metric': metric, 'metric_trend': mt, 'rel': rel,
