@@ -258,3 +258,23 @@ def test_cli_no_validation(tmp_path, capsys):
     (tmp_path/'h.csv').write_text('epoch,train_loss,valid_loss,time\n0,1.0,None,00:01\n1,0.9,None,00:01\n2,0.8,None,00:01\n')
     assert main(['advise', str(tmp_path/'h.csv')]) == 0
     assert 'no validation set' in capsys.readouterr().out
+
+# --- regressions and the extendable branch ---------------------------------------------------------------------------
+
+def test_a_still_falling_noisy_curve_is_not_overfitting():
+    "The 'long' arm of a real `ozcycle run --quick` (3+4 epochs): the valid loss still falls, the gap widens, the 3-epoch band includes zero"
+    h = pd.DataFrame([[1, 2.2898, 2.204], [2, 2.0761, 1.8621], [3, 1.8308, 1.7296], [4, 1.6477, 1.5673], [5, 1.3956, 1.3551],
+                      [6, 1.2709, 1.3596], [7, 1.1989, 1.3204]], columns=['epoch', 'train_loss', 'valid_loss'])
+    a = assess(h)
+    assert a['trend']['lo'] < 0 < a['trend']['hi'] and a['gap_trend']['lo'] > 0 and a['since_best'] == 0
+    assert a['status'] == 'improving' and a['headline'].startswith('probably')
+
+def test_an_extendable_fit_is_extended():
+    learn = fitted(small_learner(1000, 100), 'fit', 8, 1e-3)
+    fs = learn.fit_state
+    fs.kind, fs.pre_cooldown = 'wsd', {'kept': True}   # what an extendable fit leaves (checked by name, not by import)
+    a = learn.advise(evidence=False)
+    assert a.action == 'continue' and a.call == 'learn.fit_extend(8)' and 'can be extended' in str(a)
+    assert not plt.fignum_exists(a.plot().number)
+    fs.pre_cooldown = None
+    assert learn.advise(evidence=False).call == "learn.fit_decay(8, lr_start='last')"
