@@ -162,6 +162,17 @@ def _parser():
     rp.add_argument('--quick', action='store_true', help="the notebooks' quick mode (seconds); runs go to RESULTS/quick")
     rp.set_defaults(parser=rp)
     rp.lazy_help = _report_help
+    ad = sub.add_parser('advise', help='should I keep training? the trend of a fit, where its schedule left it, and what to run next',
+                        description=('Read a fit\'s per-epoch history (a fastai CSVLogger history.csv, or an `ozcycle run` folder or its '
+                        'results.csv) and print the report of `learn.advise()`: is the valid loss still improving (Theil-Sen slope '
+                        'with its band), where did the schedule leave the fit, and the call to run next, with ozcycle\'s evidence.'))
+    ad.add_argument('path', metavar='FILE', help='history.csv (columns epoch, train_loss, valid_loss, ...), or a run folder / results.csv')
+    ad.add_argument('--arm', default=None, help='a results.csv: advise on this arm only (default: every arm)')
+    ad.add_argument('--seed', type=int, default=None, help='a results.csv: advise on this seed only (default: every seed)')
+    ad.add_argument('--epochs', type=int, default=None, metavar='N', help='epochs of the recommended continuation (default: as many as the fit had)')
+    ad.add_argument('--last', type=int, default=None, metavar='N', help='epochs the trend is measured over, >= 3 (default: the last third)')
+    ad.add_argument('--evidence', default=None, metavar='CSV', help="an answer-map CSV (default: the one shipped with ozcycle, if any)")
+    ad.add_argument('--no-evidence', dest='evidence', action='store_const', const=False, help='give no evidence')
     return p, r
 
 # %% ../nbs/09_cli.ipynb #e18b880a
@@ -225,9 +236,20 @@ def _report(p, a):
     print(f"wrote {res['summary']} in {res['wall_s']/60:.1f} min")
     return 1 if any(r['error'] for r in res['runs']) else 0
 
+def _advise(a):
+    "`ozcycle advise FILE`: `ozcycle.advise.advise`'s report as text, exit 0; a missing file or columns: one line on stderr, exit 2"
+    from ozcycle.advise import advise
+    try: res = advise(a.path, evidence=a.evidence, n_epoch=a.epochs, n_last=a.last, arm=a.arm, seed=a.seed)
+    except (FileNotFoundError, ValueError, TypeError) as e:
+        print(f"ozcycle advise: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
+    print(res)
+    return 0
+
 def _main(argv):
     p, r = _parser()
     a = p.parse_args(argv)
+    if a.command == 'advise': return _advise(a)
     if a.command == 'report': return _report(a.parser, a)
     if a.command == 'summary':
         from ozcycle.runner import load_results
@@ -270,7 +292,7 @@ def _main(argv):
     return 0
 
 def main(argv:list|None=None) -> int: # command-line arguments; default `sys.argv[1:]`
-    "The `ozcycle` command: `ozcycle run ...`, `ozcycle summary DIR` or `ozcycle report ...`; the exit status"
+    "The `ozcycle` command: `ozcycle run ...`, `ozcycle summary DIR`, `ozcycle report ...` or `ozcycle advise FILE`; the exit status"
     with warnings.catch_warnings():
         # Importing fastai makes torch warn "`torch.jit.script` is deprecated" (FutureWarning) on every call: noise to a
         # user of the command, who can do nothing about it. Only the command hides it, only that message, and only while it

@@ -375,9 +375,16 @@ def learner_settings(prev:FitState, # a recorded fit, `learn.fit_state`
 # %% ../nbs/03_widgets.ipynb #a4e3db55
 def explore_learner(learn, # a fastai `Learner` after a fit (ozcycle.fit records `learn.fit_state`)
                     group:int=-1, # parameter group to draw, default the last
+                    advice=None, # `learn.advise()` (an `ozcycle.advise.Advice`) or a text: shown as a line above the controls
                     **settings) -> ScheduleExplorer: # continuation settings to start with: strategy, n_epoch_cont, lr_div, ...
     "The schedule explorer started from what `learn`'s last fit actually used, with the continuations overlaid"
     prev = getattr(learn, 'fit_state', None)
     if prev is None: raise ValueError("learn has no fit_state: fit it first (fit it first (any fastai or ozcycle fit))")
     _check_prev(prev, group)
-    return ScheduleExplorer(prev, group, **{**learner_settings(prev, group), **settings})
+    ex = ScheduleExplorer(prev, group, **{**learner_settings(prev, group), **settings})
+    if advice is not None:
+        line = advice if isinstance(advice, str) else getattr(advice, 'line', None)
+        if not isinstance(line, str): raise TypeError(f"advice={advice!r} must be learn.advise() (an ozcycle.advise.Advice) or a text")
+        ex.advice = W.HTML(f'<b>advise:</b> {html.escape(line)}')
+        ex.ui.children = (ex.advice, *ex.ui.children)
+    return ex
