@@ -17,6 +17,7 @@ from .core import check_int, check_real
 from .fit import FitState, continuation_defaults, continuation_scheds, strategies
 from .schedules import sched_values
 from .fastai_compat import opt_name
+from .answer import ANSWER_COLUMNS, ANSWER_FILE
 
 # %% auto #0
 __all__ = ['NEEDED', 'EVIDENCE_COLUMNS', 'HOT', 'ANNEALED', 'trend', 'learner_history', 'read_history', 'packaged_evidence',
@@ -92,13 +93,12 @@ def _histories(df, arm=None, seed=None):
     return [(f"{e} / arm {a} / seed {s:g}", g.sort_values('epoch').reset_index(drop=True)) for (e, a, s), g in sel.groupby(list(_RUN_COLS), sort=False)]
 
 # %% ../nbs/06b_advise.ipynb #d666be32
-EVIDENCE_COLUMNS = ('setting', 'dataset', 'model', 'opt', 'lr_max', 'control', 'strategy', 'arm', 'n_arms', 'n_pairs', 'mean', 'diff_pp',
-                    'lo_pp', 'hi_pp', 'lo_raw_pp', 'hi_raw_pp', 'conf', 'method', 'n_comparisons', 'mark', 'collapsed')
+EVIDENCE_COLUMNS = tuple(ANSWER_COLUMNS)   # the answer map's columns (`ozcycle.answer`), defined there once
 _EV_USED = ('setting', 'dataset', 'model', 'opt', 'control', 'strategy', 'arm', 'n_pairs', 'diff_pp', 'lo_pp', 'hi_pp', 'conf', 'mark')
 
 def packaged_evidence() -> Path|None:
     "The answer map shipped inside the package (`ozcycle/answer_map.csv`), or None when this install has none"
-    try: f = resources.files('ozcycle') / 'answer_map.csv'
+    try: f = resources.files('ozcycle') / ANSWER_FILE
     except (ModuleNotFoundError, TypeError): return None
     return Path(str(f)) if f.is_file() else None
 
