@@ -11,12 +11,23 @@ from .fit import *
 from .clip import *
 from .data import *
 from .loaders import *
+from .lr_range import *
 from .stats import *
+from .answer import *
+from .zone import *
+from .advise import *
 from .runner import *
 from .setting import *
-from . import schedules as _schedules, fit as _fit, clip as _clip, data as _data, loaders as _loaders, stats as _stats, runner as _runner, setting as _setting
+from .grid import *
+from . import (schedules as _schedules, fit as _fit, clip as _clip, data as _data, loaders as _loaders, lr_range as _lr_range,
+                     stats as _stats, answer as _answer, zone as _zone, advise as _advise, runner as _runner, setting as _setting, grid as _grid)
 
 # Plumbing of the modules below: importable from its module, not star-exported to users' namespaces
 # (`ozcycle.store`, the file writers, RNG state and run keys, is not star-imported at all)
-PLUMBING = {'run_spec', 'hardware', 'RunLog', 'COLUMNS', 'QUICK_DATA', 'SMALL_DATASETS', 'factory_id', 'as_setting', 'SeededShuffle'}
-__all__ = [n for m in (_schedules, _fit, _clip, _data, _loaders, _stats, _runner, _setting) for n in m.__all__ if n not in PLUMBING]
+PLUMBING = {'run_spec', 'hardware', 'RunLog', 'COLUMNS', 'QUICK_DATA', 'SMALL_DATASETS', 'factory_id', 'as_setting', 'SeededShuffle',
+            'Divergence', 'first_divergence', 'RangeCallback', 'kept',   # the LR range test's machinery
+            'ANSWER_COLUMNS', 'MARKS', 'ANSWER_FILE', 'COLLAPSE_MARGIN', 'resolve_lr', 'RANGE_TEST', 'RANGE_SEEDS',
+            'NEEDED', 'EVIDENCE_COLUMNS', 'HOT', 'ANNEALED', 'trend', 'learner_history', 'opt_kind', 'match_evidence', 'assess',
+            'extendable', 'schedule_state', 'recommend', 'lr_range'}   # advise's steps
+__all__ = [n for m in (_schedules, _fit, _clip, _data, _loaders, _lr_range, _stats, _answer, _zone, _advise, _runner, _setting, _grid)
+           for n in m.__all__ if n not in PLUMBING]
