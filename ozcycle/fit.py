@@ -395,7 +395,7 @@ def _fit_continuation(learn, strategy, n_epoch, kw, lr_arg, mom_arg, wd, cbs, re
 @patch
 def fit_refit(self:Learner, n_epoch:int, # epochs of the new cycle, >= 1
               lr_max=None, # peak LR (float, per-group array, slice); None: prev.lr_max / lr_div
-              lr_div:float=10., # default peak is the previous cycle's peak over lr_div; >= 1
+              lr_div:float=3., # default peak is the previous cycle's peak over lr_div, >= 1; 3: the best refit arm in all four settings of the answer map
               div:float=25., # the first LR is lr_max/div; >= 1
               div_final:float=1e5, # the nominal final LR is lr_max/div_final; >= 1
               pct_start:float=0.25, # fraction of the fit warming up, in [0, 1]
@@ -413,7 +413,7 @@ def fit_refit(self:Learner, n_epoch:int, # epochs of the new cycle, >= 1
 def fit_constant(self:Learner, n_epoch:int, # epochs, >= 1
                  lr=None, # the flat LR (float, per-group array, slice, or 'last'); None: prev.lr_max / lr_div
                  mom=None, # the flat momentum in [0, 1); None: prev.mom_last (where the previous fit ended)
-                 lr_div:float=10., # default LR is the previous cycle's peak over lr_div; >= 1
+                 lr_div:float=10., # default LR is the previous cycle's peak over lr_div, >= 1; 10: the best constant arm in 3 of 4 settings of the answer map
                  wd=None, # weight decay, in [0, 1]; None: `learn.wd`
                  cbs=None, # extra callbacks for this fit only
                  reset_opt:bool=False, # create a fresh optimizer first
@@ -429,7 +429,7 @@ def fit_decay(self:Learner, n_epoch:int, # epochs, >= 1
               div_final:float=1e5, # the nominal final LR is lr_start/div_final; >= 1
               kind:str='cos', # 'cos' (one-cycle's annealing half) or 'linear'
               moms=None, # (start, end) momentum; None: `decay_only_moms`' (0.85, 0.95), or none if prev had no momentum
-              lr_div:float=10., # default lr_start is the previous cycle's peak over lr_div; >= 1
+              lr_div:float=1., # default lr_start is the previous cycle's peak over lr_div, >= 1; 1 (the peak itself): the best decay arm in 3 of 4 settings of the answer map
               wd=None, # weight decay, in [0, 1]; None: `learn.wd`
               cbs=None, # extra callbacks for this fit only
               reset_opt:bool=False, # create a fresh optimizer first

@@ -29,7 +29,7 @@ def _defaults(f, *names):
 STRATEGIES = ('none', *strategies, 'long')   # fit's continuations ('refit', 'constant', 'decay'), plus no continuation and the long control
 LR_FROM = ('lr_max/lr_div', 'last', 'value')
 EXPLORER_DEFAULTS = dict(lr_max=1e-2, **_defaults(one_cycle, 'div', 'div_final', 'pct_start'), **_defaults(one_cycle_moms, 'moms'),
-                         n_epoch=5, n_batches=20, strategy='refit', n_epoch_cont=5, lr_div=continuation_defaults('refit')['lr_div'],
+                         n_epoch=5, n_batches=20, strategy='decay', n_epoch_cont=5, lr_div=continuation_defaults('decay')['lr_div'],
                          lr_from='lr_max/lr_div', lr=1e-3, lr_start=1e-3, kind=continuation_defaults('decay')['kind'], log=True)
 
 # %% ../nbs/03_widgets.ipynb #4db916b0
