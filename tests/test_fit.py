@@ -97,11 +97,11 @@ def intended(strategy, groups, kw):
     "The schedules a continuation should run after fit_cycle(2, lr_max), built straight from ozcycle.schedules"
     p, base_moms = peak(groups), FitStateLast[groups]
     if strategy == 'refit':
-        lr = kw.get('lr_max', p / kw.get('lr_div', 10.))
+        lr = kw.get('lr_max', p / kw.get('lr_div', 3.))   # the documented defaults: refit at a third of the peak,
         return one_cycle(lr, pct_start=kw.get('pct_start', 0.25)), one_cycle_moms(kw.get('moms', (0.95, 0.85, 0.95)), kw.get('pct_start', 0.25))
     if strategy == 'constant':
-        return constant(kw.get('lr', p / kw.get('lr_div', 10.))), constant(kw.get('mom', base_moms))
-    return (decay_only(kw.get('lr_start', p / kw.get('lr_div', 10.)), kw.get('div_final', 1e5), kw.get('kind', 'cos')),
+        return constant(kw.get('lr', p / kw.get('lr_div', 10.))), constant(kw.get('mom', base_moms))   # constant at a tenth,
+    return (decay_only(kw.get('lr_start', p / kw.get('lr_div', 1.)), kw.get('div_final', 1e5), kw.get('kind', 'cos')),   # decay from the peak
             decay_only_moms(kw.get('moms', (0.85, 0.95)), kw.get('kind', 'cos')))
 
 
@@ -152,7 +152,7 @@ def test_refit_equals_fresh_fit_one_cycle(groups, e1):
     learn.fit_cycle(2, lr_arg(groups))
     learn.fit_refit(e1, cbs=log)
     ref, rlog = make(groups), HyperLog()
-    ref.fit_one_cycle(e1, 1e-3 if groups == 1 else slice(1e-5, 1e-3), cbs=rlog)   # fastai's own, at a tenth of the peak
+    ref.fit_one_cycle(e1, 1e-2 / 3 if groups == 1 else slice(1e-4 / 3, 1e-2 / 3), cbs=rlog)   # fastai's own, at a third of the peak (refit's default)
     (a, am), (b, bm) = log.arrays(), rlog.arrays()
     assert a.shape == b.shape == (e1 * N_TRN, groups)
     np.testing.assert_allclose(a, b, rtol=1e-6)     # fastai computes phase positions in float32
@@ -304,7 +304,7 @@ def test_wd_cbs_reset_opt():
     assert step >= 3 * N_TRN
     learn.fit_constant(1, reset_opt=True)
     assert learn.opt is not opt and max(s.get('step', 0) for s in learn.opt.state.values()) == N_TRN
-    assert learn.fit_state.hps['lr'][0, 0] == pytest.approx(1e-4)   # continues from the refit's peak 1e-3 / 10
+    assert learn.fit_state.hps['lr'][0, 0] == pytest.approx(1e-2 / 3 / 10)   # continues from the refit's peak 1e-2 / 3, over 10
 
 
 def test_no_previous_fit_raises_and_trains_nothing():
@@ -379,7 +379,7 @@ def test_resume_after_callback_cancel_uses_base_defaults(strategy):
     np.testing.assert_array_equal(log.arrays()[0], full.fit_state.hps['lr'][2 * N_TRN:])
     np.testing.assert_array_equal(cut.fit_state.hps['mom'], full.fit_state.hps['mom'][2 * N_TRN:])
     np.testing.assert_array_equal(cut.fit_state.lr_max, full.fit_state.lr_max)
-    if strategy == 'refit': np.testing.assert_allclose(cut.fit_state.lr_max, [1e-3])   # base 1e-2 / 10, not 1e-4
+    if strategy == 'refit': np.testing.assert_allclose(cut.fit_state.lr_max, [1e-2 / 3])   # base 1e-2 / 3, not 1e-2 / 9
     for p, q in zip(full.model.parameters(), cut.model.parameters()): assert torch.equal(p, q)
     assert cut.fit_state.completed and cut.fit_state.defaults_from is None
 
@@ -416,7 +416,7 @@ def test_continuation_defaults_are_the_signatures(strategy):
     sig = inspect.signature(getattr(Learner, f'fit_{strategy}')).parameters
     d = continuation_defaults(strategy)
     assert d == {k: p.default for k, p in sig.items() if k not in ('self', 'n_epoch', 'wd', 'cbs', 'reset_opt', 'start_epoch', 'prev')}
-    assert d['lr_div'] == 10.
+    assert d['lr_div'] == {'refit': 3., 'constant': 10., 'decay': 1.}[strategy]   # the answer map's best arms (see 01_fit)
     base = FitState.planned({'lr': one_cycle(1e-2), 'mom': one_cycle_moms()}, 2, N_TRN, kind='one_cycle')
     assert continuation_scheds(strategy, base) == continuation_scheds(strategy, base, **d)
 

@@ -44,7 +44,7 @@ def synth(path='.'):
 
 
 def test_trained_before_importing_ozcycle(tmp_path):
-    "fit_one_cycle(2, 1e-2), then import ozcycle, then fit_refit(1): a refit peaking at 1e-3, rebuilt from learn.recorder"
+    "fit_one_cycle(2, 1e-2), then import ozcycle, then fit_refit(1): a refit peaking at 1e-2 / 3, rebuilt from learn.recorder"
     out = run_py(PRELUDE + """
     learn = synth('.')
     learn.fit_one_cycle(2, 1e-2)
@@ -55,7 +55,7 @@ def test_trained_before_importing_ozcycle(tmp_path):
     learn.fit_one_cycle(2, 1e-2); base = learn.fit_state   # what fit_refit read, as it reads it
     print(fs.kind, fs.lr_max[0], fs.hps['lr'][0, 0], base.kind, base.inferred)
     """, tmp_path).split(maxsplit=4)
-    assert out[0] == 'refit' and float(out[1]) == pytest.approx(1e-3) and float(out[2]) == pytest.approx(1e-3 / 25)
+    assert out[0] == 'refit' and float(out[1]) == pytest.approx(1e-2 / 3) and float(out[2]) == pytest.approx(1e-2 / 3 / 25)
     assert out[3] == 'one_cycle' and "learn.recorder" in out[4] and 'fit_one_cycle(lr_max=0.01, div=25, div_final=100000, pct_start=0.25' in out[4]
 
 
@@ -73,17 +73,17 @@ def test_new_session_with_only_the_weights(tmp_path):
     learn.set_fit_state(2, 1e-2)   # the previous fit was fit_one_cycle(2, 1e-2)
     assert learn.fit_state.kind == 'one_cycle' and learn.fit_state.lr_last[0] == pytest.approx(1.0936e-4, rel=1e-4)
     learn.fit_refit(1)
-    assert learn.fit_state.lr_max[0] == pytest.approx(1e-3)
+    assert learn.fit_state.lr_max[0] == pytest.approx(1e-2 / 3)
 
 
 def test_save_load_keep_the_continuation_state(tmp_path):
-    "save('s1'); fit_refit(2); load('s1'); fit_constant(1) continues from s1's peak (1e-3), not the refit's (1e-4)"
+    "save('s1'); fit_refit(2); load('s1'); fit_constant(1) continues from s1's peak (1e-2 / 10 = 1e-3), not the refit's (1e-2 / 3 / 10)"
     import ozcycle.fit  # noqa: F401
     learn = synth(tmp_path)
     learn.fit_one_cycle(2, 1e-2)
     learn.save('s1')
     learn.fit_refit(2)
-    assert learn.fit_state.lr_max[0] == pytest.approx(1e-3)
+    assert learn.fit_state.lr_max[0] == pytest.approx(1e-2 / 3)
     learn.load('s1')
     assert learn.fit_state.kind == 'one_cycle' and learn.fit_state.lr_max[0] == pytest.approx(1e-2)
     learn.fit_constant(1)
@@ -160,7 +160,7 @@ def test_gradient_accumulation_reports_the_steps_applied():
     with pytest.warns(UserWarning, match='last 2 training batches of this fit applied no optimizer step'):
         learn.fit_refit(2, cbs=[GradientAccumulation(n_acc=48), log])
     fs = learn.fit_state
-    np.testing.assert_array_equal(fs.hps['lr'][:, 0], sched_values(one_cycle(1e-3), 20))   # the schedule counts batches
+    np.testing.assert_array_equal(fs.hps['lr'][:, 0], sched_values(one_cycle(1e-2 / 3), 20))   # the schedule counts batches
     assert fs.n_opt_steps == len(log.lrs) == 6 and list(np.flatnonzero(fs.stepped)) == [2, 5, 8, 11, 14, 17]
     np.testing.assert_array_equal(fs.hps['lr'][fs.stepped, 0], log.lrs)
     assert fs.lr_last[0] == log.lrs[-1] and fs.lr_last[0] > 5 * fs.hps['lr'][-1, 0]   # not the leftover micro-batch's LR
