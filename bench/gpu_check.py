@@ -123,7 +123,7 @@ def resume_round_trip(dev, tmp):
     for out in (killed, ref):
         r = subprocess.run([*cmd, '--out', str(out)], capture_output=True, text=True, env=env)
         if r.returncode: return [('resume round trip', 'FAIL', r.stderr.strip().splitlines()[-1][:100])]
-    a, b = (pd.read_csv(o/'experiment'/'results.csv')[VALUES].sort_values(['arm', 'seed', 'epoch']).reset_index(drop=True) for o in (killed, ref))
+    a, b = (pd.read_csv(o/'experiment'/'mnist1d-adam'/'results.csv')[VALUES].sort_values(['arm', 'seed', 'epoch']).reset_index(drop=True) for o in (killed, ref))
     num = [c for c in VALUES if a[c].dtype.kind == 'f']
     same_rows = a[['arm', 'seed', 'epoch']].equals(b[['arm', 'seed', 'epoch']])
     diff = float((a[num] - b[num]).abs().max().max()) if same_rows else float('inf')

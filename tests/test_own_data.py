@@ -44,7 +44,7 @@ def test_same_seed_same_numbers(tmp_path):
     f = a.final.set_index(['arm', 'seed'])['valid_loss']
     assert f[('base', 0)] != f[('base', 1)]
     assert a.df['accuracy'].between(0, 1).all() and a.df['accuracy'].max() > 0.5  # argmax == y works on fastai's tensor types
-    st = a.config['setting']
+    st = a.config['setting_spec']
     assert st['name'] == 'toy_dls' and st['dls']['name'].endswith('toy_dls') and st['model']['name'].endswith('toy_model')
 
 def test_resume_after_kill_equals_uninterrupted(tmp_path, monkeypatch):
@@ -85,14 +85,15 @@ def _module(tmp_path, name, body):
 
 def test_key_changes_with_factory_code(tmp_path):
     "The run key holds the factories' code: a changed body trains afresh, a comment does not; the name counts too"
-    def key(mod, **kw): return run_key(run_spec(make_config(dataset=Setting(mod.dls, toy_model, **kw), n_epoch_base=1, n_epoch_cont=1, seeds=1), 'base', 0))
+    def key(mod, **kw): return run_key(run_spec(make_config(dataset=Setting(mod.dls, toy_model, lr_max=1e-2, **kw), n_epoch_base=1, n_epoch_cont=1, seeds=1), 'base', 0))
     v1 = _module(tmp_path, 'own_v1', "def dls(seed): return seed + 1\n")
     k1 = key(v1)
     assert key(_module(tmp_path, 'own_v1', "def dls(seed):\n    # a comment\n    return seed + 1\n")) == k1
     assert key(_module(tmp_path, 'own_v1', "def dls(seed): return seed + 2\n")) != k1
     assert key(v1, name='other') != k1
-    cfg = make_config(dataset='mnist1d', n_epoch_base=1, n_epoch_cont=1, seeds=1)
-    assert 'setting' not in run_spec(cfg, 'base', 0)  # built-in datasets keep their keys
+    cfg = make_config(dataset='mnist1d', lr_max=1e-2, n_epoch_base=1, n_epoch_cont=1, seeds=1)
+    st = run_spec(cfg, 'base', 0)['setting']   # a built-in setting is keyed by what it is, not by its name
+    assert 'name' not in st and (st['dataset'], st['model'], st['opt']) == ('mnist1d', 'cnn1d', 'adam')
 
 def test_bad_factories(tmp_path):
     "A factory that returns the wrong thing, or a missing model, raises a TypeError naming the argument"
@@ -105,7 +106,7 @@ def test_bad_factories(tmp_path):
         run_experiment(['refit'], dataset=toy_dls, **kw)
     with pytest.raises(TypeError, match=r"model=3 must be a callable"):
         run_experiment(['refit'], dataset=toy_dls, model=3, **kw)
-    with pytest.raises(ValueError, match=r"dataset='nope' must be one of"):
+    with pytest.raises(ValueError, match=r"dataset='nope' must be a setting"):
         run_experiment(['refit'], dataset='nope', **kw)
 
 def test_model_factory_may_return_a_learner():

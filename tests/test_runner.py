@@ -142,7 +142,7 @@ def test_bad_arguments():
 def test_run_key_changes_with_the_code(monkeypatch):
     "A run stored by other code (a changed schedule, a new torch) is never reused: the code fingerprint is in the key"
     import ozcycle.runner as ex
-    cfg = ex.make_config(arms=['refit'], n_epoch_base=2, n_epoch_cont=2, seeds=1, quick=True)
+    cfg = ex.make_config(arms=['refit'], n_epoch_base=2, n_epoch_cont=2, seeds=1, quick=True, lr_max=1e-2)
     spec = run_spec(cfg, 'refit', 0)
     assert spec['code'] == ex.code_version() and len(spec['code']) == 12
     key = run_key(spec)

@@ -44,7 +44,7 @@ def _n_figures():
 def test_twenty_moves_one_figure_and_exact_arrays():
     plt.close('all')
     nums0, figs0 = plt.get_fignums(), _n_figures()
-    ex = schedule_explorer()
+    ex = schedule_explorer(strategy='refit')
     rng = np.random.default_rng(7)
     moves = []
     for i in range(20):
@@ -91,7 +91,7 @@ def test_each_strategy_draws_its_schedules(settings):
     if st == 'none': want = None
     elif st == 'long': want = sched_values(one_cycle(1e-2, pct_start=0.3), n0 + n1)
     else:
-        lr = {'lr_max/lr_div': 1e-3, 'last': last, 'value': s['lr']}[s['lr_from']]
+        lr = {'lr_max/lr_div': 1e-2 / s['lr_div'], 'last': last, 'value': s['lr']}[s['lr_from']]
         want = np.full(n1, lr) if st == 'constant' else sched_values(decay_only(lr, 1e5, s['kind']), n1)
     got = ex.lines['cont_lr'].get_ydata()
     if want is None: assert len(got) == 0
@@ -277,7 +277,8 @@ def test_defaults_are_read_from_the_signatures_and_agree_everywhere():
     for m in (Learner.fit_cycle, Learner.fit_refit):
         assert {k: _defaults(m)[k] for k in shape} == shape, m
     for m, s in ((Learner.fit_refit, 'refit'), (Learner.fit_constant, 'constant'), (Learner.fit_decay, 'decay')):
-        assert _defaults(m)['lr_div'] == continuation_defaults(s)['lr_div'] == D['lr_div'], m
+        assert _defaults(m)['lr_div'] == continuation_defaults(s)['lr_div'], m
+    assert D['strategy'] == 'decay' and D['lr_div'] == continuation_defaults('decay')['lr_div']   # the explorer opens on the decay's own default
     assert _defaults(Learner.fit_decay)['kind'] == continuation_defaults('decay')['kind'] == _defaults(decay_only)['kind'] == D['kind']
     assert _defaults(Learner.fit_decay)['div_final'] == _defaults(decay_only)['div_final'] == D['div_final']
     assert _defaults(decay_only_moms)['moms'] == D['moms'][1:]        # one-cycle's second phase
