@@ -8,6 +8,9 @@ __all__ = ['PLUMBING']
 # %% ../nbs/99_all.ipynb #a51ed9f2
 from .schedules import *
 from .fit import *
+from .extend import *
+from .average import *
+from .schedule_free import *
 from .clip import *
 from .data import *
 from .loaders import *
@@ -19,7 +22,7 @@ from .advise import *
 from .runner import *
 from .setting import *
 from .grid import *
-from . import (schedules as _schedules, fit as _fit, clip as _clip, data as _data, loaders as _loaders, lr_range as _lr_range,
+from . import (schedules as _schedules, fit as _fit, extend as _extend, average as _average, schedule_free as _schedule_free, clip as _clip, data as _data, loaders as _loaders, lr_range as _lr_range,
                      stats as _stats, answer as _answer, zone as _zone, advise as _advise, runner as _runner, setting as _setting, grid as _grid)
 
 # Plumbing of the modules below: importable from its module, not star-exported to users' namespaces
@@ -28,6 +31,7 @@ PLUMBING = {'run_spec', 'hardware', 'RunLog', 'COLUMNS', 'QUICK_DATA', 'SMALL_DA
             'Divergence', 'first_divergence', 'RangeCallback', 'kept',   # the LR range test's machinery
             'ANSWER_COLUMNS', 'MARKS', 'ANSWER_FILE', 'COLLAPSE_MARGIN', 'resolve_lr', 'RANGE_TEST', 'RANGE_SEEDS',
             'NEEDED', 'EVIDENCE_COLUMNS', 'HOT', 'ANNEALED', 'trend', 'learner_history', 'opt_kind', 'match_evidence', 'assess',
-            'extendable', 'schedule_state', 'recommend', 'lr_range'}   # advise's steps
-__all__ = [n for m in (_schedules, _fit, _clip, _data, _loaders, _lr_range, _stats, _answer, _zone, _advise, _runner, _setting, _grid)
+            'extendable', 'schedule_state', 'recommend', 'lr_range',   # advise's steps
+            'decays', 'WSDSteps'}
+__all__ = [n for m in (_schedules, _fit, _extend, _average, _schedule_free, _clip, _data, _loaders, _lr_range, _stats, _answer, _zone, _advise, _runner, _setting, _grid)
            for n in m.__all__ if n not in PLUMBING]
