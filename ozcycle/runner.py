@@ -426,6 +426,7 @@ def _run(cfg, out, quiet, poll_s):
     cfg = {**{k: v for k, v in cfg.items() if k != '_own'}, 'store': os.path.relpath(store, path), 'hardware': hardware(cfg['device']), 'versions': _versions(),
            'started': datetime.now(timezone.utc).isoformat(timespec='seconds'),
            'runs': {arm: {str(s): runner.key(arm, s) for s in cfg['seeds']} for arm in _arm_names(cfg)}}
+    remove_stale_temps(path)   # a writer killed mid-write of results.csv or config.json left them
     save_json(cfg, path/'config.json')
     todo = [(arm, seed) for seed in cfg['seeds'] for arm in _arm_names(cfg)]
     bars, recs, t0 = _Bars(len(todo), quiet), {}, time.perf_counter()
