@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_cli.ipynb #42afcabc
 from __future__ import annotations
-import argparse, ast, re, sys, warnings
+import argparse, ast, errno, re, sys, warnings
 from pathlib import Path
 
 # %% auto #0
@@ -177,6 +177,7 @@ def _check_out(out:str) -> None: # the --out value
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path) as f: f.write(b'ozcycle')
     except OSError as e:
+        if path.is_dir() and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS): return   # read-only: `run` reads its finished runs
         raise ValueError(f"--out {out}: cannot create or write this folder ({e.strerror or e}); give a writable folder") from None
     finally:
         for d in made:
@@ -244,7 +245,11 @@ def _main(argv):
     show = warnings.showwarning
     warnings.showwarning = lambda msg, cat, *args, **kws: print(f"{cat.__name__}: {msg}", file=sys.stderr)
     quiet = a.quiet or not sys.stdout.isatty()   # no progress-bar glyphs in a pipe or a log file
+    from ozcycle.store import ReadOnlyFolderError
     try: res = run_experiment(out=a.out, quiet=quiet, n_threads=a.threads, **kw)
+    except OSError as e:   # a full disk, or a read-only folder with a run to train: one line naming the folder; finished runs are kept
+        if not (isinstance(e, ReadOnlyFolderError) or e.errno == errno.ENOSPC): raise
+        print(f"ozcycle run: error: {e.strerror}", file=sys.stderr); return 1
     finally: warnings.showwarning = show
     print(); _print_results(res)
     return 0

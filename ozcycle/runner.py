@@ -24,7 +24,7 @@ from .core import check_real, check_int, check_keys
 from .setting import Setting, as_setting
 from .data import DATASETS, default_dataset, get_data, make_model
 from .core import remove_stale_temps
-from .store import save_record, load_record, set_aside, DamagedFileError, save_json, save_csv, save_checkpoint, load_checkpoint, rng_state, set_rng_state, seed_everything, code_version, run_key, _RunLock, _jsonable
+from .store import save_record, load_record, set_aside, DamagedFileError, save_if_writable, _sha256, save_json, save_csv, save_checkpoint, load_checkpoint, rng_state, set_rng_state, seed_everything, code_version, run_key, _RunLock, _jsonable
 from .stats import HIGHER_IS_BETTER, final_metrics, compare, summarize, Verdict, verdict, plot_curves, plot_final, plot_schedules
 
 # %% auto #0
@@ -281,8 +281,6 @@ class _Bars:
 class DamagedFileWarning(RuntimeWarning):
     "A run file was damaged: it is set aside (kept, renamed `*.damaged-<time>`) and its run trained again"
 
-def _sha256(path): return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
 def _set_aside(e, then):
     "Move the damaged file of `e` aside and warn; None"
     try: name = set_aside(e.path).name
@@ -427,7 +425,7 @@ def _run(cfg, out, quiet, poll_s):
            'started': datetime.now(timezone.utc).isoformat(timespec='seconds'),
            'runs': {arm: {str(s): runner.key(arm, s) for s in cfg['seeds']} for arm in _arm_names(cfg)}}
     remove_stale_temps(path)   # a writer killed mid-write of results.csv or config.json left them
-    save_json(cfg, path/'config.json')
+    writable = save_if_writable(save_json, cfg, path/'config.json')   # read-only: finished runs are read, nothing is written
     todo = [(arm, seed) for seed in cfg['seeds'] for arm in _arm_names(cfg)]
     bars, recs, t0 = _Bars(len(todo), quiet), {}, time.perf_counter()
     f = path/'results.csv'
@@ -438,11 +436,11 @@ def _run(cfg, out, quiet, poll_s):
             if rec is None: continue  # held by another process: come back to it
             recs[(arm, seed)] = rec; todo.remove((arm, seed))
             t = _table(cfg, recs)
-            if len(t) >= n0 or not todo: save_csv(t, f)   # the table never shrinks while a rerun reads back finished runs
+            if writable and (len(t) >= n0 or not todo): save_csv(t, f)   # the table never shrinks while a rerun reads back finished runs
             bars.finish()
         if todo: time.sleep(poll_s)
     cfg['wall_s'] = time.perf_counter() - t0
-    save_json(cfg, path/'config.json')
+    if writable: save_json(cfg, path/'config.json')
     return Results(_table(cfg, recs), cfg, {k: (v['hps'], v['n_iter']) for k, v in recs.items()}, path)
 
 # %% ../nbs/07_runner.ipynb #0a3e85b2
