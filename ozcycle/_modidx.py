@@ -250,6 +250,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'ozcycle.report._pct': ('report.html#_pct', 'ozcycle/report.py'),
                                 'ozcycle.report._pp': ('report.html#_pp', 'ozcycle/report.py'),
                                 'ozcycle.report._quick_lines': ('report.html#_quick_lines', 'ozcycle/report.py'),
+                                'ozcycle.report._quiet_kernel_manager': ('report.html#_quiet_kernel_manager', 'ozcycle/report.py'),
                                 'ozcycle.report._remove_stale': ('report.html#_remove_stale', 'ozcycle/report.py'),
                                 'ozcycle.report._shown': ('report.html#_shown', 'ozcycle/report.py'),
                                 'ozcycle.report.after_one_cycle': ('report.html#after_one_cycle', 'ozcycle/report.py'),
