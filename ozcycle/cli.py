@@ -199,6 +199,7 @@ _FLAGS = {'n_epoch_base': '--epochs E0', 'n_epoch_cont': '--epochs E1', 'seeds':
 
 def _flags(msg:str) -> str: # an error message of the library
     "`msg` with the library's parameter names (`n_epoch_base=3`, `bs=5000`) replaced by the command's flags (`--epochs E0 3`, `--bs 5000`)"
+    msg = re.sub(r"^name '", "--name '", msg)   # `make_config`'s check of the experiment name says name 'a b' (found by the fuzz test)
     return re.sub(r"\b(" + '|'.join(_FLAGS) + r")=", lambda m: _FLAGS[m.group(1)] + ' ', msg)
 
 def _report(p, a):
