@@ -98,6 +98,8 @@ def run_spec(cfg:dict, # an experiment's configuration (see `run_experiment`)
              arm:str, # 'base', 'long' or one of cfg['arms']
              seed:int): # the run's seed
     "Everything that decides the numbers of run (`arm`, `seed`), with defaults filled in"
+    if not (isinstance(arm, str) and arm in _arm_names(cfg)): raise ValueError(f"arm={arm!r} must be one of {', '.join(map(repr, _arm_names(cfg)))}")
+    seed = check_int('seed', seed, lo=0)
     n_epoch_base, n_epoch_cont = cfg['n_epoch_base'], cfg['n_epoch_cont']
     spec = cfg['arms'].get(arm, {'strategy': 'one_cycle', 'n_epoch': n_epoch_base if arm == 'base' else n_epoch_base + n_epoch_cont})
     s, params = spec['strategy'], {k: _num(v) for k, v in spec.items() if k != 'strategy'}
@@ -255,6 +257,7 @@ def design(dataset:str|None=None, # a key of `ozcycle.data.DATASETS`; default as
     d = {k: sig[k] for k in ('n_epoch_base', 'n_epoch_cont', 'seeds')}
     if quick: d.update(QUICK_DESIGN)
     if dataset is None: dataset = default_dataset()
+    if not (isinstance(dataset, str) and dataset in DATASETS): raise ValueError(f"dataset={dataset!r} must be one of {', '.join(map(repr, DATASETS))}")
     return dict(dataset=dataset, **d, lr_max=LR_MAX.get(dataset, LR_MAX[None]))
 
 # %% ../nbs/07_runner.ipynb #77773477
