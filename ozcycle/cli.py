@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_cli.ipynb #42afcabc
 from __future__ import annotations
-import argparse, ast, gc, importlib, re, sys, warnings
+import argparse, ast, errno, gc, importlib, re, sys, warnings
 from pathlib import Path
 
 # %% auto #0
@@ -202,6 +202,7 @@ def _check_out(out:str) -> None: # the --out value
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path) as f: f.write(b'ozcycle')
     except OSError as e:
+        if path.is_dir() and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS): return   # read-only: `run` reads its finished runs
         raise ValueError(f"--out {out}: cannot create or write this folder ({e.strerror or e}); give a writable folder") from None
     finally:
         for d in made:
@@ -223,6 +224,7 @@ _FLAGS = {'n_epoch_base': '--epochs E0', 'n_epoch_cont': '--epochs E1', 'seeds':
 
 def _flags(msg:str) -> str: # an error message of the library
     "`msg` with the library's parameter names (`n_epoch_base=3`, `bs=5000`) replaced by the command's flags (`--epochs E0 3`, `--bs 5000`)"
+    msg = re.sub(r"^name '", "--name '", msg)   # `make_config`'s check of the experiment name says name 'a b' (found by the fuzz test)
     return re.sub(r"\b(" + '|'.join(_FLAGS) + r")=", lambda m: _FLAGS[m.group(1)] + ' ', msg)
 
 def _report(p, a):
@@ -286,7 +288,11 @@ def _main(argv):
     show = warnings.showwarning
     warnings.showwarning = lambda msg, cat, *args, **kws: print(f"{cat.__name__}: {msg}", file=sys.stderr)
     quiet = a.quiet or not sys.stdout.isatty()   # no progress-bar glyphs in a pipe or a log file
+    from ozcycle.store import ReadOnlyFolderError
     try: res = run_experiment(out=a.out, quiet=quiet, n_threads=a.threads, **kw)
+    except OSError as e:   # a full disk, or a read-only folder with a run to train: one line naming the folder; finished runs are kept
+        if not (isinstance(e, ReadOnlyFolderError) or e.errno == errno.ENOSPC): raise
+        print(f"ozcycle run: error: {e.strerror}", file=sys.stderr); return 1
     finally: warnings.showwarning = show
     print(); _print_results(res)
     return 0

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_report.ipynb #abe865f9
 from __future__ import annotations
-import argparse, json, math, os, re, shutil, sys, tempfile, time
+import argparse, functools, json, math, os, re, shutil, sys, tempfile, time
 import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timezone
@@ -59,6 +59,15 @@ def _carriable(name, v):
     raise TypeError(f"parameter {name}={v!r} ({type(v).__name__}) cannot be passed to a notebook: use numbers, strings, "
                     "bools, None, and lists, tuples or dicts of them")
 
+@functools.cache
+def _quiet_kernel_manager():
+    "jupyter_client's `AsyncKernelManager` without the SIGINT it sends a kernel before asking it to shut down"
+    from jupyter_client import AsyncKernelManager
+    class QuietKernelManager(AsyncKernelManager):
+        async def _async_interrupt_kernel(self):
+            if not self.shutting_down: await super()._async_interrupt_kernel()   # a timed-out cell is still interrupted
+    return QuietKernelManager
+
 def execute_notebook(nb, # the notebook to run
                      out, # folder for the executed notebook and its HTML page
                      parameters:dict|None=None, # values replacing those of the notebook's `parameters` cell
@@ -85,7 +94,8 @@ def execute_notebook(nb, # the notebook to run
     t0, err = time.perf_counter(), None
     try:
         pm.execute_notebook(str(src), str(tmp), parameters=dict(parameters or {}), cwd=str(cwd or nb.parent), kernel_name='python3',
-                            progress_bar=False, request_save_on_cell_execute=False, execution_timeout=timeout, **kw)
+                            progress_bar=False, request_save_on_cell_execute=False, execution_timeout=timeout,
+                            kernel_manager_class=_quiet_kernel_manager(), **kw)
     except pm.PapermillExecutionError as e:   # papermill wrote the notebook up to the failing cell
         err = f"cell {e.exec_count or e.cell_index}: {e.ename}: {e.evalue}"
     except Exception as e: err = f"{type(e).__name__}: {e}".strip()

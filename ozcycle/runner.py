@@ -24,7 +24,7 @@ from .core import check_real, check_int, check_keys
 from .setting import Setting, as_setting, grid, resolve_lr, CPU_GRID, GPU_GRID
 from .data import DATASETS
 from .core import remove_stale_temps
-from .store import save_record, load_record, set_aside, DamagedFileError, save_json, save_csv, save_checkpoint, load_checkpoint, rng_state, set_rng_state, seed_everything, code_version, run_key, _RunLock, _jsonable
+from .store import save_record, load_record, set_aside, DamagedFileError, save_if_writable, _sha256, save_json, save_csv, save_checkpoint, load_checkpoint, rng_state, set_rng_state, seed_everything, code_version, run_key, _RunLock, _jsonable
 from .stats import HIGHER_IS_BETTER, final_metrics, compare, summarize, Verdict, verdict, plot_curves, plot_final, plot_schedules
 
 # %% auto #0
@@ -100,6 +100,8 @@ def run_spec(cfg:dict, # an experiment's configuration (see `run_experiment`)
              arm:str, # 'base', 'long' or one of cfg['arms']
              seed:int): # the run's seed
     "Everything that decides the numbers of run (`arm`, `seed`), with defaults filled in"
+    if not (isinstance(arm, str) and arm in _arm_names(cfg)): raise ValueError(f"arm={arm!r} must be one of {', '.join(map(repr, _arm_names(cfg)))}")
+    seed = check_int('seed', seed, lo=0)
     n_epoch_base, n_epoch_cont = cfg['n_epoch_base'], cfg['n_epoch_cont']
     spec = cfg['arms'].get(arm, {'strategy': 'one_cycle', 'n_epoch': n_epoch_base if arm == 'base' else n_epoch_base + n_epoch_cont})
     s, params = spec['strategy'], {k: _num(v) for k, v in spec.items() if k != 'strategy'}
@@ -276,8 +278,6 @@ class _Bars:
 class DamagedFileWarning(RuntimeWarning):
     "A run file was damaged: it is set aside (kept, renamed `*.damaged-<time>`) and its run trained again"
 
-def _sha256(path): return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
 def _set_aside(e, then):
     "Move the damaged file of `e` aside and warn; None"
     try: name = set_aside(e.path).name
@@ -416,7 +416,8 @@ def _run(cfg, out, quiet, poll_s):
     cfg = {**{k: v for k, v in cfg.items() if k != '_setting'}, 'store': os.path.relpath(store, path), 'hardware': hardware(cfg['device']), 'versions': _versions(),
            'started': datetime.now(timezone.utc).isoformat(timespec='microseconds'),
            'runs': {arm: {str(s): runner.key(arm, s) for s in cfg['seeds']} for arm in _arm_names(cfg)}}
-    save_json(cfg, path/'config.json')
+    remove_stale_temps(path)   # a writer killed mid-write of results.csv or config.json left them
+    writable = save_if_writable(save_json, cfg, path/'config.json')   # read-only: finished runs are read, nothing is written
     todo = [(arm, seed) for seed in cfg['seeds'] for arm in _arm_names(cfg)]
     bars, recs, t0 = _Bars(len(todo), quiet), {}, time.perf_counter()
     f = path/'results.csv'
@@ -427,11 +428,11 @@ def _run(cfg, out, quiet, poll_s):
             if rec is None: continue  # held by another process: come back to it
             recs[(arm, seed)] = rec; todo.remove((arm, seed))
             t = _table(cfg, recs)
-            if len(t) >= n0 or not todo: save_csv(t, f)   # the table never shrinks while a rerun reads back finished runs
+            if writable and (len(t) >= n0 or not todo): save_csv(t, f)   # the table never shrinks while a rerun reads back finished runs
             bars.finish()
         if todo: time.sleep(poll_s)
     cfg['wall_s'] = time.perf_counter() - t0
-    save_json(cfg, path/'config.json')
+    if writable: save_json(cfg, path/'config.json')
     return Results(_table(cfg, recs), cfg, {k: (v['hps'], v['n_iter']) for k, v in recs.items()}, path)
 
 # %% ../nbs/07_runner.ipynb #0a3e85b2

@@ -4,16 +4,16 @@
 
 # %% ../nbs/05_store.ipynb #ba87685b
 from __future__ import annotations
-import ast, functools, hashlib, inspect, json, os, random
+import ast, errno, functools, hashlib, inspect, json, os, random
 from pathlib import Path
 import numpy as np, torch
 from fastcore.foundation import L
 from .core import atomic_write
 
 # %% auto #0
-__all__ = ['TRAINING_MODULES', 'NOT_TRAINING', 'save_json', 'save_csv', 'save_checkpoint', 'load_checkpoint', 'DamagedFileError',
-           'save_record', 'load_record', 'set_aside', 'rng_state', 'set_rng_state', 'seed_everything',
-           'code_fingerprint', 'code_version', 'run_key']
+__all__ = ['READ_ONLY', 'TRAINING_MODULES', 'NOT_TRAINING', 'ReadOnlyFolderError', 'save_json', 'save_csv', 'save_if_writable',
+           'save_checkpoint', 'load_checkpoint', 'DamagedFileError', 'save_record', 'load_record', 'set_aside',
+           'rng_state', 'set_rng_state', 'seed_everything', 'code_fingerprint', 'code_version', 'run_key']
 
 # %% ../nbs/05_store.ipynb #9ac77f89
 def _jsonable(o):
@@ -22,15 +22,37 @@ def _jsonable(o):
     if isinstance(o, Path): return str(o)
     raise TypeError(f'{o!r} ({type(o).__name__}) cannot be written to JSON')
 
+READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)   # what writing into a read-only folder raises
+
+class ReadOnlyFolderError(PermissionError):
+    "A results folder that cannot be written (read-only file system or permissions); `path` names the folder"
+    def __init__(self, folder, what, code=errno.EROFS):
+        self.path = Path(folder)
+        super().__init__(code, f"{self.path} is read-only: cannot write {what}; its finished runs can be read, "
+                               "but training or saving needs a writable folder")
+
+def _write(path, write):
+    "`atomic_write(path, write)`, a read-only folder raising `ReadOnlyFolderError` (a full disk: `OSError(ENOSPC)`, both naming the folder)"
+    try: return atomic_write(path, write)
+    except OSError as e:
+        if e.errno in READ_ONLY: raise ReadOnlyFolderError(Path(path).parent, Path(path).name, e.errno) from None
+        raise
+
 def save_json(obj, # JSON-able: dicts, lists, str, numbers (NumPy ones too), None
               path): # destination file
     "Write `obj` as JSON to `path` atomically"
-    return atomic_write(path, lambda t: Path(t).write_text(json.dumps(obj, indent=1, default=_jsonable)))
+    return _write(path, lambda t: Path(t).write_text(json.dumps(obj, indent=1, default=_jsonable)))
 
 def save_csv(df:pd.DataFrame, # the table
              path): # destination file
     "Write `df` as CSV (no index) to `path` atomically"
-    return atomic_write(path, lambda t: df.to_csv(t, index=False))
+    return _write(path, lambda t: df.to_csv(t, index=False))
+
+def save_if_writable(save, # a writer such as `save_json` or `save_csv`, called as `save(obj, path)`
+                     obj, path) -> bool: # True: written; False: `path`'s folder is read-only and nothing was written
+    "`save(obj, path)`, or nothing when the folder is read-only: reading finished work must not need a writable folder"
+    try: save(obj, path); return True
+    except ReadOnlyFolderError: return False
 
 def _plain(o):
     "`o` with fastcore `L`s as lists and NumPy scalars/arrays as Python numbers/tensors, for `weights_only` loading"
@@ -41,15 +63,32 @@ def _plain(o):
     if isinstance(o, np.generic): return o.item()
     return o
 
+def _sha256(path): return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def _sidecar(path): return Path(path).with_name(Path(path).name + '.sha256')
+
+def _sums(path) -> list|None:
+    "The SHA-256s the sidecar of checkpoint `path` accepts: [] when it has none, None when the sidecar is damaged"
+    try: s = json.loads(_sidecar(path).read_bytes())
+    except FileNotFoundError: return []
+    except (UnicodeDecodeError, json.JSONDecodeError): return None
+    return s if isinstance(s, list) and s and all(isinstance(h, str) for h in s) else None
+
 def save_checkpoint(path, # destination file
                     state:dict): # tensors, numbers, strings, lists and dicts (fastcore L and NumPy values are converted)
-    "Write `state` with `torch.save` to `path` atomically"
+    "Write `state` with `torch.save` to `path` atomically, and its SHA-256 to the sidecar `<path>.sha256`"
     state = _plain(state)
-    return atomic_write(path, lambda t: torch.save(state, t))
+    def write(tmp):
+        torch.save(state, tmp)
+        # before the rename: the new file's checksum, and the one of the file it replaces (a kill may come before the rename)
+        _write(_sidecar(path), lambda t: Path(t).write_text(json.dumps([_sha256(tmp), *(_sums(path) or [])[:1]])))
+    return _write(path, write)
 
 def load_checkpoint(path, # a file `save_checkpoint` wrote
                     device='cpu'): # where the tensors go
-    "Read a checkpoint with `torch.load(weights_only=True)`; `DamagedFileError` naming it when it cannot be read"
+    "Read a checkpoint with `torch.load(weights_only=True)`; `DamagedFileError` naming it when it cannot be read or its checksum is not its sidecar's"
+    sums = _sums(path)
+    if sums is None: raise DamagedFileError(path, f"its checksum file {_sidecar(path).name} is damaged")
+    if sums and _sha256(path) not in sums: raise DamagedFileError(path, f"its checksum does not match the one in {_sidecar(path).name}")
     try: return torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError: raise
     except Exception as e: raise DamagedFileError(path, f"torch.load cannot read it: {type(e).__name__}") from None
@@ -81,7 +120,10 @@ def set_aside(path) -> Path: # a damaged file
     "Rename `path` to `<name>.damaged-<UTC time>` in its folder, out of the runner's way; the new path"
     import time as _t
     dest = Path(path).with_name(f"{Path(path).name}.damaged-{_t.strftime('%Y%m%dT%H%M%S', _t.gmtime())}-{os.getpid()}")
-    os.replace(path, dest)
+    try: os.replace(path, dest)
+    except OSError as e:
+        if e.errno in READ_ONLY: raise ReadOnlyFolderError(dest.parent, f"{dest.name} (to set the damaged {Path(path).name} aside)", e.errno) from None
+        raise
     return dest
 
 # %% ../nbs/05_store.ipynb #71b4e5b3
@@ -165,11 +207,16 @@ class _RunLock:
     def acquire(self) -> bool:
         try: import fcntl
         except ImportError: return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_CREAT | os.O_RDWR)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, rw = os.open(self.path, os.O_CREAT | os.O_RDWR), True
+        except OSError as e:   # a read-only folder: this process writes nothing there, so it only reads finished runs
+            if e.errno not in READ_ONLY: raise
+            try: fd, rw = os.open(self.path, os.O_RDONLY), False   # still wait for a writer that holds the lock
+            except OSError: return True
         try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError: os.close(fd); return False
-        os.ftruncate(fd, 0); os.write(fd, str(os.getpid()).encode())
+        if rw: os.ftruncate(fd, 0); os.write(fd, str(os.getpid()).encode())
         self.fd = fd
         return True
     def release(self):

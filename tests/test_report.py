@@ -59,6 +59,7 @@ def test_quick_report_end_to_end_and_rerun_reuses_runs(tmp_path):
     out, results = tmp_path/'reports', tmp_path/'results'
     r = run('--quick', '--only', '10_refit', '--out', str(out), '--results', str(results))
     assert r.returncode == 0, r.stdout + r.stderr
+    assert 'KeyboardInterrupt' not in r.stderr and '[IPKernelApp] ERROR' not in r.stderr, r.stderr   # kernels shut down quietly
     assert sorted(p.name for p in out.iterdir()) == ['10_refit.html', '10_refit.ipynb', 'answer_map.csv', 'answer_map.png',
                                                      'summary.html', 'summary.md']  # no temporary files
     assert not list(nbs_path().glob('kernel*')), 'kernel socket files left in nbs/ (the kernel\'s working directory)'
