@@ -248,6 +248,8 @@ def design(quick:bool=False, # the quick (smoke) design instead of the full one
            cuda:bool|None=None, # the GPU grid of settings (True), the CPU grid (False); None: GPU when CUDA is available
           ) -> dict: # {'settings': name -> Setting.to_dict(), 'n_epoch_base', 'n_epoch_cont', 'seeds'}
     "The default design of a comparison, read from `make_config`'s signature (or `QUICK_DESIGN`) and `grid()`: what `ozcycle run`, `make run` and the notebooks use"
+    if not isinstance(quick, bool): raise TypeError(f"quick={quick!r} must be True or False")
+    if cuda is not None and not isinstance(cuda, bool): raise TypeError(f"cuda={cuda!r} must be True, False or None")
     sig = {k: p.default for k, p in inspect.signature(make_config).parameters.items()}
     d = {k: sig[k] for k in ('n_epoch_base', 'n_epoch_cont', 'seeds')}
     if quick: d.update(QUICK_DESIGN)

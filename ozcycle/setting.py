@@ -16,7 +16,7 @@ from fastai.optimizer import Adam, SGD
 from fastcore.basics import patch
 from .core import check_kind, check_real, check_int
 import time
-from .store import code_fingerprint, seed_everything, save_json, save_record, load_record, set_aside, DamagedFileError, run_key, code_version, _RunLock
+from .store import code_fingerprint, seed_everything, save_json, save_if_writable, save_record, load_record, set_aside, DamagedFileError, run_key, code_version, _RunLock
 from .fastai_compat import LeanCallback, lean_learner
 from .data import DATASETS, MODELS, get_data, make_model
 
@@ -276,7 +276,7 @@ def resolve_lr(cfg:dict, # a configuration from `make_config`
     if rt.edge is None:
         raise ValueError(f"setting {cfg['setting']!r}: most LR range tests up to end_lr={RANGE_TEST['end_lr']:g} never saw the loss diverge "
                          f"({rt!r}), so there is no edge to take lr_max from: give lr_max")
-    if path is not None: save_json(rt.to_dict(), Path(path)/'lr_range.json')
+    if path is not None: save_if_writable(save_json, rt.to_dict(), Path(path)/'lr_range.json')   # a read-only folder of finished work stays readable
     arms = {a: ({**{k: v for k, v in p.items() if k != 'lr_fraction'}, 'lr_max': rt.lr_max(p['lr_fraction'])} if a in fr else p)
             for a, p in cfg['arms'].items()}
     lr = cfg['lr_max'] if cfg['lr_max'] is not None else rt.lr_max(cfg['lr_fraction'])

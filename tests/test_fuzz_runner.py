@@ -38,9 +38,9 @@ def test_make_config(key, data):
 
 @FAST
 @given(anything, anything)
-def test_design(dataset, quick):
-    try: design(dataset, quick)
-    except Exception as e: _named(e, 'dataset', 'quick')
+def test_design(quick, cuda):
+    try: design(quick, cuda)
+    except Exception as e: _named(e, 'quick', 'cuda')
 
 @FAST
 @given(anything, anything)
@@ -67,10 +67,10 @@ def test_small_inputs_found(call):
     with pytest.raises((TypeError, ValueError)) as e: call()
     assert re.search(r'arms|moms', str(e.value)), str(e.value)
 
-@pytest.mark.parametrize('call,name', [(lambda: design([]), 'dataset=[]'), (lambda: design('mnist'), "dataset='mnist'"),
+@pytest.mark.parametrize('call,name', [(lambda: design([]), 'quick=[]'), (lambda: design(cuda='yes'), "cuda='yes'"),
     (lambda: run_spec(make_config(arms=['refit'], dataset='mnist1d', quick=True), 'refit', None), 'seed=None'),
     (lambda: run_spec(make_config(arms=['refit'], dataset='mnist1d', quick=True), 'bogus', 0), "arm='bogus'")])
 def test_small_inputs_fixed(call, name):
-    "Found by the fuzz test: an unhashable dataset, a seed int() could not read, and an unknown arm silently given long's spec"
+    "Found by the fuzz test: a list as quick, a seed int() could not read, and an unknown arm silently given long's spec"
     with pytest.raises((TypeError, ValueError)) as e: call()
     assert name in str(e.value), str(e.value)

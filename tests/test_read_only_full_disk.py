@@ -62,12 +62,12 @@ def read_only(finished, monkeypatch):
     assert _snapshot(finished) == before, 'something was written into the read-only folder'
 
 def test_finished_work_is_read_in_a_read_only_folder(read_only, capsys):
-    rc, out, err = call(capsys, 'summary', str(read_only/'experiment'))
+    rc, out, err = call(capsys, 'summary', str(read_only/'experiment'/'mnist1d-adam'))
     assert rc == 0 and 'Best mean final accuracy' in out, err
     rc, out2, err = call(capsys, *ARGS, '--out', str(read_only))
     assert rc == 0 and 'Best mean final accuracy' in out2, err
     res = run_experiment(['refit'], out=read_only, n_epoch_base=2, n_epoch_cont=2, seeds=1, quick=True, quiet=True, dataset='mnist1d', device='cpu')
-    pd.testing.assert_frame_equal(res.df, load_results(read_only/'experiment').df)
+    pd.testing.assert_frame_equal(res.df, load_results(read_only/'experiment'/'mnist1d-adam').df)
 
 def test_a_run_to_train_in_a_read_only_folder_is_named(read_only, capsys):
     rc, out, err = call(capsys, *[a if a != 'refit' else 'constant' for a in ARGS], '--out', str(read_only))
@@ -81,7 +81,7 @@ def test_a_new_experiment_in_a_read_only_folder_reads_shared_runs(read_only, cap
     assert not (read_only/'again').exists()
 
 @pytest.fixture(scope='module')
-def ref(finished): return pd.read_csv(finished/'experiment'/'results.csv')[VALUES]
+def ref(finished): return pd.read_csv(finished/'experiment'/'mnist1d-adam'/'results.csv')[VALUES]
 
 @pytest.mark.parametrize('target,n', [('last.pt', 3), ('run.json', 2), ('results.csv', 1), ('config.json', 1), ('config.json', 2)])
 def test_full_disk_is_one_line_naming_the_folder_and_loses_nothing(tmp_path, ref, monkeypatch, capsys, target, n):
@@ -103,4 +103,4 @@ def test_full_disk_is_one_line_naming_the_folder_and_loses_nothing(tmp_path, ref
     for f in tmp_path.rglob('last.pt'): store.load_checkpoint(f)
     monkeypatch.undo()
     assert call(capsys, *ARGS, '--out', str(tmp_path))[0] == 0
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path/'experiment'/'results.csv')[VALUES], ref, check_exact=True)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path/'experiment'/'mnist1d-adam'/'results.csv')[VALUES], ref, check_exact=True)
