@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_cli.ipynb #42afcabc
 from __future__ import annotations
-import argparse, ast, errno, gc, importlib, re, sys, warnings
+import argparse, ast, errno, gc, importlib, os, re, sys, warnings
 from pathlib import Path
 
 # %% auto #0
@@ -143,6 +143,8 @@ def _parser():
     r.add_argument('--out', default='results', metavar='OUT', help='results folder (default: results)')
     r.add_argument('--device', default=None, help='torch device, e.g. cpu or cuda (default: cuda when available)')
     r.add_argument('--threads', type=int, default=None, metavar='N', help="torch CPU threads (default: 1 for mnist1d and digits on CPU, else torch's)")
+    r.add_argument('--workers', type=int, default=None, metavar='N', help='runs trained at once, in local worker processes (default: as many as the settings can use: the cores over the threads of one run on a CPU, 1 on a GPU)')
+    r.add_argument('--dask', default=None, metavar='ADDRESS', help='train the runs on the workers of a dask.distributed scheduler, e.g. tcp://host:8786 (they must see OUT)')
     r.add_argument('--quick', action='store_true', help='smoke run in seconds: small data; 2+2 epochs and 2 seeds unless given')
     r.add_argument('--quiet', action='store_true', help='no progress bars (none either when the output is not a terminal)')
     s = sub.add_parser('summary', help='print the summary and verdict of a results folder',
@@ -159,6 +161,7 @@ def _parser():
     rp.add_argument('--only', nargs='+', metavar='NOTEBOOK', help="run only these (e.g. 10_refit)")
     rp.add_argument('--jobs', type=int, default=2, help='notebooks executed at once (default: 2)')
     rp.add_argument('--threads', type=int, default=1, help='torch CPU threads per notebook (default: 1)')
+    rp.add_argument('--workers', type=int, default=None, help='worker processes per notebook for its runs (default: the cores over the notebooks at once)')
     rp.add_argument('--quick', action='store_true', help="the notebooks' quick mode (seconds); runs go to RESULTS/quick")
     rp.set_defaults(parser=rp)
     rp.lazy_help = _report_help
@@ -220,7 +223,7 @@ def _print_results(res, metric='accuracy'):
 
 MAX_SEEDS = 10_000   # --seeds N trains N paired seeds of every arm: beyond this, a typo
 _FLAGS = {'n_epoch_base': '--epochs E0', 'n_epoch_cont': '--epochs E1', 'seeds': '--seeds', 'bs': '--bs', 'lr_max': '--lr-max', 'wd': '--wd',
-          'model': '--model', 'dataset': '--dataset', 'opt_func': '--opt', 'lr_fraction': '--lr-fraction', 'name': '--name', 'device': '--device', 'n_threads': '--threads'}
+          'model': '--model', 'dataset': '--dataset', 'opt_func': '--opt', 'lr_fraction': '--lr-fraction', 'name': '--name', 'device': '--device', 'n_threads': '--threads', 'workers': '--workers'}
 
 def _flags(msg:str) -> str: # an error message of the library
     "`msg` with the library's parameter names (`n_epoch_base=3`, `bs=5000`) replaced by the command's flags (`--epochs E0 3`, `--bs 5000`)"
@@ -229,12 +232,12 @@ def _flags(msg:str) -> str: # an error message of the library
 
 def _report(p, a):
     "`ozcycle report`: run the experiment notebooks (`ozcycle.report.run_reports`) and say where summary.md is"
-    for k in ('jobs', 'threads'):
-        if getattr(a, k) < 1: p.error(f"argument --{k}: must be >= 1, got {getattr(a, k)}")
+    for k in ('jobs', 'threads', 'workers'):
+        if getattr(a, k) is not None and getattr(a, k) < 1: p.error(f"argument --{k}: must be >= 1, got {getattr(a, k)}")
     from ozcycle.report import run_reports, EXPERIMENTS
     bad = [n for n in a.only or () if n not in EXPERIMENTS]
     if bad: p.error(f"argument --only: invalid choice: {bad[0]!r} (choose from {', '.join(EXPERIMENTS)})")
-    res = run_reports(a.out, a.results, a.only, jobs=a.jobs, n_threads=a.threads, quick=a.quick)
+    res = run_reports(a.out, a.results, a.only, jobs=a.jobs, n_threads=a.threads, quick=a.quick, workers=a.workers)
     print(f"wrote {res['summary']} in {res['wall_s']/60:.1f} min")
     return 1 if any(r['error'] for r in res['runs']) else 0
 
@@ -247,6 +250,13 @@ def _advise(a):
         return 2
     print(res)
     return 0
+
+def _dask_executor(address:str): # the --dask value
+    "An executor on the workers of the dask.distributed scheduler at `address`; `ValueError` naming `--dask` when there is none"
+    try: from distributed import Client
+    except ImportError: raise ValueError("--dask needs dask.distributed: pip install 'ozcycle[dask]'") from None
+    try: return Client(address, timeout=10).get_executor()
+    except (OSError, TimeoutError, ValueError) as e: raise ValueError(f"--dask {address}: cannot connect to a dask scheduler there ({e})") from None
 
 def _main(argv):
     p, r = _parser()
@@ -264,6 +274,7 @@ def _main(argv):
         dup = sorted({n for n, _ in arms if [m for m, _ in arms].count(n) > 1})
         if dup: raise ValueError(f"--arms names {', '.join(map(repr, dup))} more than once; give each arm its own NAME=")
         if a.threads is not None and a.threads < 1: raise ValueError(f"--threads={a.threads} must be >= 1")
+        if a.workers is not None and a.workers < 1: raise ValueError(f"--workers={a.workers} must be >= 1")
         if a.seeds is not None and not 1 <= a.seeds <= MAX_SEEDS: raise ValueError(f"--seeds {a.seeds}: give a count in [1, {MAX_SEEDS}]")
     except ValueError as e: r.error(_flags(str(e).splitlines()[0]))
     from ozcycle.runner import run_experiment, make_config, design
@@ -284,12 +295,17 @@ def _main(argv):
                 check_model_fits(cfg['model'], cfg['dataset'], model_kw=cfg['model_kw'], **cfg['data_kw'])
                 get_data(cfg['dataset'], bs=cfg['bs'], seed=0, device='cpu', **cfg['data_kw'])   # a batch size the data can fill
         except DataUnavailableError as e: raise ValueError(str(e)) from None
+        executor = _dask_executor(a.dask) if a.dask else None
     except (ValueError, TypeError) as e: r.error(_flags(str(e).splitlines()[0]))
+    from ozcycle.executor import default_workers
+    workers = a.workers or default_workers(cfg, a.threads)
+    # worker processes start with this filter: fastai's import makes torch warn that `torch.jit.script` is deprecated (noise here)
+    if workers > 1: os.environ.setdefault('PYTHONWARNINGS', 'ignore:`torch.jit.script` is deprecated:FutureWarning')
     show = warnings.showwarning
     warnings.showwarning = lambda msg, cat, *args, **kws: print(f"{cat.__name__}: {msg}", file=sys.stderr)
     quiet = a.quiet or not sys.stdout.isatty()   # no progress-bar glyphs in a pipe or a log file
     from ozcycle.store import ReadOnlyFolderError
-    try: res = run_experiment(out=a.out, quiet=quiet, n_threads=a.threads, **kw)
+    try: res = run_experiment(out=a.out, quiet=quiet, n_threads=a.threads, executor=executor, workers=workers, **kw)
     except OSError as e:   # a full disk, or a read-only folder with a run to train: one line naming the folder; finished runs are kept
         if not (isinstance(e, ReadOnlyFolderError) or e.errno == errno.ENOSPC): raise
         print(f"ozcycle run: error: {e.strerror}", file=sys.stderr); return 1

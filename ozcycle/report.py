@@ -152,13 +152,17 @@ def run_reports(out='reports', # folder for the executed notebooks, their HTML p
                 device:str='cpu', # injected as DEVICE
                 jobs:int=2, # notebooks executed at once, >= 1
                 n_threads:int=1, # torch CPU threads of each notebook, >= 1
+                workers:int|None=None, # worker processes each notebook trains its runs in (its WORKERS), >= 1; None: every core in full mode, 1 in quick mode
                 quick:bool=False, # the notebooks' own quick mode (as under nbdev-test); runs go to `results`/quick
                 parameters:dict|None=None, # more values for every parameters cell, applied last (e.g. {'SEEDS': 2})
                 timeout:int|None=None, # seconds per cell; None: no limit
                ) -> dict: # summary (path of summary.md), runs (one dict per notebook), wall_s
     "Execute the experiment notebooks headless with papermill, write each one and its HTML page, then summary.md"
-    for k, v in dict(jobs=jobs, n_threads=n_threads).items():
+    for k, v in dict(jobs=jobs, n_threads=n_threads, workers=workers if workers is not None else 1).items():
         if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{k}={v!r} must be an integer >= 1")
+    # full mode: each notebook may use every core, so that none idles once the shorter notebooks are done; quick mode: one
+    # (starting worker processes costs more than its runs)
+    if workers is None: workers = 1 if quick else len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
     notebooks = list(EXPERIMENTS) if notebooks is None else [Path(n).stem for n in notebooks]
     bad = [n for n in notebooks if n not in EXPERIMENTS]
     if bad: raise ValueError(f"notebooks={bad} are not experiment notebooks; valid: {', '.join(EXPERIMENTS)}")
@@ -170,7 +174,7 @@ def run_reports(out='reports', # folder for the executed notebooks, their HTML p
     out, results = Path(out).resolve(), Path(results).resolve()/('quick' if quick else '')
     if out.exists(): _remove_stale(out)
     def params(nb):
-        p = {'DEVICE': device, 'N_THREADS': n_threads, 'OUT': str(results), 'NAME': EXPERIMENTS[nb]}
+        p = {'DEVICE': device, 'N_THREADS': n_threads, 'WORKERS': workers, 'OUT': str(results), 'NAME': EXPERIMENTS[nb]}
         if not quick: p.update(QUICK=False, **design)
         return {**p, **(parameters or {})}
     t0, runs = time.perf_counter(), []

@@ -395,6 +395,37 @@ def _table(cfg, recs):
            for arm in _arm_names(cfg) for seed in cfg['seeds'] if (arm, seed) in recs for r in recs[(arm, seed)]['rows']]
     return pd.DataFrame(out, columns=COLUMNS).astype({'seed': int, 'epoch': int, 'diverged': bool})
 
+_NOT_DESIGN = ('arms', 'runs', 'long', 'started', 'wall_s', 'hardware', 'versions', 'store', 'arm_lr_fractions')
+
+def _merged(path, cfg):
+    "`cfg` plus the arms (and run keys) that other calls of the same design wrote into `path/config.json`; `cfg` alone for another design"
+    try: old = json.loads((path/'config.json').read_text())
+    except (OSError, ValueError): return cfg
+    design = lambda c: json.dumps({k: v for k, v in c.items() if k not in _NOT_DESIGN}, sort_keys=True, default=str)
+    if not isinstance(old, dict) or design(old) != design(cfg): return cfg
+    return {**cfg, 'arms': {**old.get('arms', {}), **cfg['arms']}, 'runs': {**old.get('runs', {}), **cfg['runs']},
+            'arm_lr_fractions': {**(old.get('arm_lr_fractions') or {}), **(cfg.get('arm_lr_fractions') or {})}, 'long': cfg['long'] or bool(old.get('long'))}
+
+def _save_experiment(path, store, cfg, recs=None, n0=0) -> bool: # False: the folder is read-only and nothing was written
+    "Write `path/config.json` (and `results.csv` of the finished runs `recs`, once it has `n0` rows) under the folder's lock, merged with other calls' arms"
+    lock = _RunLock(path/'lock')
+    while not lock.acquire(): time.sleep(0.05)   # another process is writing this folder: a moment
+    try:
+        m = _merged(path, cfg)
+        if not save_if_writable(save_json, m, path/'config.json'): return False   # read-only: finished runs are read, nothing is written
+        if recs is None: return True
+        ours, recs = set(_arm_names(cfg)), dict(recs)
+        for arm, keys in m['runs'].items():   # the other calls' finished runs, from the shared store
+            for s, key in keys.items():
+                f = store/key/'run.json'
+                if arm in ours or (arm, int(s)) in recs or not f.exists(): continue
+                try: recs[(arm, int(s))] = load_record(f)
+                except DamagedFileError: pass   # its own call sets it aside and trains it again
+        t = _table(m, recs)
+        if len(t) >= n0: save_csv(t, path/'results.csv')
+        return True
+    finally: lock.release()
+
 # %% ../nbs/07_runner.ipynb #5dfaca23
 @delegates(make_config)
 def run_experiment(arms=('refit', 'constant', 'decay'), # strategy names, or a dict name -> {'strategy': ..., **params} (see `check_arms`)
@@ -402,40 +433,51 @@ def run_experiment(arms=('refit', 'constant', 'decay'), # strategy names, or a d
                    quiet:bool=False, # no progress bars
                    n_threads:int|None=None, # torch CPU threads; default 1 for the small datasets on CPU, else torch's
                    poll_s:float=2., # seconds between looks at runs another process is training
+                   executor=None, # a `concurrent.futures.Executor` that trains each run as a task (see `ozcycle.executor`); None: in this process, or `workers` local processes
+                   workers:int|None=None, # local worker processes when `executor` is None, >= 1; None or 1: in this process
                    **kwargs): # the comparison's design and settings: see `make_config` (name, dataset, n_epoch_base, n_epoch_cont, seeds, lr_max, ...)
     "Train `base`, every arm and `long` for every seed, resuming what was interrupted; the `Results`"
     cfg = make_config(arms=arms, **kwargs)
     if n_threads is None and cfg['device_type'] == 'cpu' and cfg['dataset'] in SMALL_DATASETS: n_threads = 1
-    threads0 = torch.get_num_threads()
+    if workers is not None: check_int('workers', workers, lo=1)
+    threads0, par = torch.get_num_threads(), None
     if n_threads is not None: torch.set_num_threads(check_int('n_threads', n_threads, lo=1))
-    try: return _run(cfg, Path(out), quiet, poll_s)
+    if executor is not None or (workers or 1) > 1:
+        from ozcycle.executor import parallel   # runs as tasks of an executor (it imports this module)
+        par = parallel(cfg, executor, workers, n_threads)
+    try: return _run(cfg, Path(out), quiet, poll_s, par)
     finally: torch.set_num_threads(threads0)
 
-def _run(cfg, out, quiet, poll_s):
+def _run(cfg, out, quiet, poll_s, parallel=None):
     path, store = out/cfg['experiment']/cfg['setting'], out/'_runs'
     cfg = resolve_lr(cfg, store, path)   # lr_max from the LR range test's edge, unless given
-    runner = _Runner(cfg, store)
+    runner, rcfg = _Runner(cfg, store), cfg   # rcfg: with its Setting, for the workers
     cfg = {**{k: v for k, v in cfg.items() if k != '_setting'}, 'store': os.path.relpath(store, path), 'hardware': hardware(cfg['device']), 'versions': _versions(),
            'started': datetime.now(timezone.utc).isoformat(timespec='microseconds'),
            'runs': {arm: {str(s): runner.key(arm, s) for s in cfg['seeds']} for arm in _arm_names(cfg)}}
     remove_stale_temps(path)   # a writer killed mid-write of results.csv or config.json left them
-    writable = save_if_writable(save_json, cfg, path/'config.json')   # read-only: finished runs are read, nothing is written
+    writable = _save_experiment(path, store, cfg)   # read-only: finished runs are read, nothing is written
     todo = [(arm, seed) for seed in cfg['seeds'] for arm in _arm_names(cfg)]
-    bars, recs, t0 = _Bars(len(todo), quiet), {}, time.perf_counter()
-    f = path/'results.csv'
+    recs, t0, f = {}, time.perf_counter(), path/'results.csv'
     n0 = sum(1 for _ in f.open()) - 1 if f.exists() else 0   # rows a rerun must reach before it rewrites the table
+    def done(arm, seed, rec):   # the table never shrinks while a rerun reads back finished runs
+        recs[(arm, seed)] = rec
+        if writable: _save_experiment(path, store, cfg, recs, n0 if len(recs) < len(todo) else 0)
+    if parallel is None: _serial(runner, todo, done, quiet, poll_s)
+    else: parallel(rcfg, store, todo, done, quiet, poll_s)
+    cfg['wall_s'] = time.perf_counter() - t0
+    if writable: _save_experiment(path, store, cfg)
+    return Results(_table(cfg, recs), cfg, {k: (v['hps'], v['n_iter']) for k, v in recs.items()}, path)
+
+def _serial(runner, todo, done, quiet, poll_s):
+    "Train the runs `todo` [(arm, seed), ...] in this process, in order, coming back to those another process holds; `done(arm, seed, record)` as each ends"
+    bars, todo = _Bars(len(todo), quiet), list(todo)
     while todo:
         for arm, seed in list(todo):
             rec = runner.run(arm, seed, bars)
             if rec is None: continue  # held by another process: come back to it
-            recs[(arm, seed)] = rec; todo.remove((arm, seed))
-            t = _table(cfg, recs)
-            if writable and (len(t) >= n0 or not todo): save_csv(t, f)   # the table never shrinks while a rerun reads back finished runs
-            bars.finish()
+            todo.remove((arm, seed)); done(arm, seed, rec); bars.finish()
         if todo: time.sleep(poll_s)
-    cfg['wall_s'] = time.perf_counter() - t0
-    if writable: save_json(cfg, path/'config.json')
-    return Results(_table(cfg, recs), cfg, {k: (v['hps'], v['n_iter']) for k, v in recs.items()}, path)
 
 # %% ../nbs/07_runner.ipynb #0a3e85b2
 class Results:

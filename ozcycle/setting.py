@@ -109,6 +109,7 @@ class Setting:
         spec = DATASETS[self.dataset]
         parts = [self.dataset] + ([self.model] if self.model != spec.model else []) + [self.opt]
         return '-'.join(parts) + ('' if self.lr_max is None else f'-lr{self.lr_max:g}')
+    def __getstate__(self): return {k: v for k, v in self.__dict__.items() if k != '_data'}   # to a worker: without the loaded data
     def __repr__(self):
         lr = f'lr_max={self.lr_max:g}' if self.lr_max is not None else f'lr_max={self.lr_fraction:g} x edge'
         return f"Setting({self.name!r}: {self.dataset}, model={self.model}, opt={self.opt}, {lr}, bs={self.bs}, wd={self.wd})"
