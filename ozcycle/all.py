@@ -22,6 +22,7 @@ from .advise import *
 from .runner import *
 from .setting import *
 from .grid import *
+from .executor import WorkerLostWarning, default_workers
 from . import (schedules as _schedules, fit as _fit, extend as _extend, average as _average, schedule_free as _schedule_free, clip as _clip, data as _data, loaders as _loaders, lr_range as _lr_range,
                      stats as _stats, answer as _answer, zone as _zone, advise as _advise, runner as _runner, setting as _setting, grid as _grid)
 
@@ -34,4 +35,4 @@ PLUMBING = {'run_spec', 'hardware', 'RunLog', 'COLUMNS', 'QUICK_DATA', 'SMALL_DA
             'extendable', 'schedule_state', 'recommend', 'lr_range',   # advise's steps
             'decays', 'WSDSteps'}
 __all__ = [n for m in (_schedules, _fit, _extend, _average, _schedule_free, _clip, _data, _loaders, _lr_range, _stats, _answer, _zone, _advise, _runner, _setting, _grid)
-           for n in m.__all__ if n not in PLUMBING]
+           for n in m.__all__ if n not in PLUMBING] + ['WorkerLostWarning', 'default_workers']   # of ozcycle.executor, the rest is plumbing
