@@ -30,10 +30,10 @@ def test_results_do_not_depend_on_the_executor(tmp_path):
     run_experiment(out=tmp_path/'two', workers=2, **KW)
     with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster, Client(cluster) as client:
         run_experiment(out=tmp_path/'dask', executor=client.get_executor(), **KW)
-    one = _csv(tmp_path/'one'/'experiment'/'results.csv')
+    one = _csv(tmp_path/'one'/'experiment'/'mnist1d-adam'/'results.csv')
     assert len(one) == 2 * (2 + 1 + 1 + 3) and not one['diverged'].any()
     for k in ('two', 'dask'):
-        pd.testing.assert_frame_equal(_csv(tmp_path/k/'experiment'/'results.csv'), one, check_exact=True)
+        pd.testing.assert_frame_equal(_csv(tmp_path/k/'experiment'/'mnist1d-adam'/'results.csv'), one, check_exact=True)
         assert len(list((tmp_path/k/'_runs').glob('*/run.json'))) == 2 * 4   # every run trained once
         assert all(json.loads(f.read_text())['starts'] == [0] for f in (tmp_path/k/'_runs').glob('*/run.json'))
 
@@ -89,7 +89,7 @@ def _killing_run(cfg, arm, seed, store, n_threads=None, attempt=0, key=None, at=
 
 def test_worker_killed_mid_run(tmp_path, monkeypatch):
     "A worker killed (SIGKILL) right after epoch 2 of seed 0's base run: the job finishes with the numbers of an uninterrupted run"
-    kw = {**KW, 'n_epoch_base': 3}
+    kw = {**KW, 'n_epoch_base': 3, 'lr_max': 1e-2}   # lr_max given: the key is known before the runs start
     key = run_key(run_spec(make_config(**{k: v for k, v in kw.items() if k != 'quiet'}), 'base', 0))
     monkeypatch.setattr(ex_mod, 'train_run', partial(_killing_run, key=key, at=2, marker=str(tmp_path/'marker')))
     with pytest.warns(WorkerLostWarning, match='a worker process died while training .*base seed 0'):
@@ -97,7 +97,7 @@ def test_worker_killed_mid_run(tmp_path, monkeypatch):
     assert (tmp_path/'marker').exists()   # it really was killed
     monkeypatch.undo()
     run_experiment(out=tmp_path/'ref', **kw)
-    pd.testing.assert_frame_equal(_csv(tmp_path/'killed'/'experiment'/'results.csv'), _csv(tmp_path/'ref'/'experiment'/'results.csv'), check_exact=True)
+    pd.testing.assert_frame_equal(_csv(tmp_path/'killed'/'experiment'/'mnist1d-adam-lr0.01'/'results.csv'), _csv(tmp_path/'ref'/'experiment'/'mnist1d-adam-lr0.01'/'results.csv'), check_exact=True)
     rec = json.loads((tmp_path/'killed'/'_runs'/key/'run.json').read_text())
     assert rec['starts'] == [0, 2]   # resumed after its second epoch: only the unfinished third was lost
     assert not list((tmp_path/'killed').rglob('*.tmp'))
@@ -108,19 +108,19 @@ def test_same_name_different_arms_two_processes(tmp_path):
             '--device', 'cpu', '--dataset', 'mnist1d', '--out', str(tmp_path/'shared'), '--name', 'same', '--arms']
     procs = [subprocess.Popen(args + [a], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for a in ('refit', 'constant')]
     for p in procs: assert p.wait(timeout=600) == 0, p.stderr.read().decode()[-3000:]
-    got = _csv(tmp_path/'shared'/'same'/'results.csv')
+    got = _csv(tmp_path/'shared'/'same'/'mnist1d-adam'/'results.csv')
     ref = run_experiment(**{**KW, 'name': 'same'}, out=tmp_path/'ref').df[VALUES]
     order = ['arm', 'seed', 'epoch']
     pd.testing.assert_frame_equal(got.sort_values(order, ignore_index=True), ref.sort_values(order, ignore_index=True), check_exact=True)
-    cfg = json.loads((tmp_path/'shared'/'same'/'config.json').read_text())
+    cfg = json.loads((tmp_path/'shared'/'same'/'mnist1d-adam'/'config.json').read_text())
     assert set(cfg['arms']) == {'refit', 'constant'} and set(cfg['runs']) == {'base', 'refit', 'constant', 'long'}
-    assert set(load_results(tmp_path/'shared'/'same').df['arm']) == {'base', 'refit', 'constant', 'long'}
+    assert set(load_results(tmp_path/'shared'/'same'/'mnist1d-adam').df['arm']) == {'base', 'refit', 'constant', 'long'}
 
 def test_another_design_replaces(tmp_path):
     "A call of another design (here other seeds) under the same name replaces the folder's table, as before"
     run_experiment(**{**KW, 'arms': ['refit']}, out=tmp_path)
     run_experiment(**{**KW, 'arms': ['constant'], 'seeds': [5]}, out=tmp_path)
-    got = pd.read_csv(tmp_path/'experiment'/'results.csv')
+    got = pd.read_csv(tmp_path/'experiment'/'mnist1d-adam'/'results.csv')
     assert set(got['arm']) == {'base', 'constant', 'long'} and set(got['seed']) == {5}
 
 def test_default_workers_and_bad_workers():

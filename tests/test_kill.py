@@ -11,7 +11,7 @@ from ozcycle.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 ARGS = ['run', '--quick', '--epochs', '2', '2', '--seeds', '1', '--arms', 'refit', '--threads', '1', '--quiet',
-        '--device', 'cpu', '--dataset', 'mnist1d']
+        '--device', 'cpu', '--dataset', 'mnist1d', '--workers', '1']   # in this process: the patched writes are this process's
 VALUES = ['experiment', 'arm', 'strategy', 'seed', 'epoch', 'train_loss', 'valid_loss', 'accuracy', 'lr', 'mom', 'diverged']
 
 # argv: FILE MODE N OUT. The N-th write of a file named FILE (or the N-th batch, FILE == 'batch') kills the process:
@@ -49,7 +49,7 @@ SCRIPT = textwrap.dedent('''
 def ref(tmp_path_factory):
     out = tmp_path_factory.mktemp('ref')
     assert main(ARGS + ['--out', str(out)]) == 0
-    return pd.read_csv(out/'experiment'/'results.csv')[VALUES]
+    return pd.read_csv(out/'experiment'/'mnist1d-adam'/'results.csv')[VALUES]
 
 # Writes, in order: config.json; base: spec.json, last.pt (epochs 1, 2), run.json; results.csv; refit: the same (epochs 3, 4);
 # results.csv; long: last.pt (epochs 1-4), run.json; results.csv; config.json
@@ -74,7 +74,7 @@ def test_kill_at_a_chosen_point_and_rerun(tmp_path, ref, point):
     temps = list(tmp_path.rglob('*.tmp'))
     assert bool(temps) == (mode == 'half'), temps   # a half-written file was left behind by the killed writer
     assert main(ARGS + ['--out', str(tmp_path)]) == 0
-    got = pd.read_csv(tmp_path/'experiment'/'results.csv')
+    got = pd.read_csv(tmp_path/'experiment'/'mnist1d-adam'/'results.csv')
     pd.testing.assert_frame_equal(got[VALUES], ref, check_exact=True)
     assert not list(tmp_path.rglob('*.tmp'))   # the dead writer's temporary files are gone
     starts = [json.loads(f.read_text())['starts'] for f in (tmp_path/'_runs').glob('*/run.json')]

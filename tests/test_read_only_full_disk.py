@@ -13,7 +13,7 @@ from ozcycle.runner import run_experiment, load_results
 import ozcycle.store as store
 
 ARGS = ['run', '--quick', '--epochs', '2', '2', '--seeds', '1', '--arms', 'refit', '--threads', '1', '--quiet',
-        '--device', 'cpu', '--dataset', 'mnist1d']
+        '--device', 'cpu', '--dataset', 'mnist1d', '--workers', '1']   # in this process: the patched writes are this process's
 VALUES = ['experiment', 'arm', 'strategy', 'seed', 'epoch', 'train_loss', 'valid_loss', 'accuracy', 'lr', 'mom', 'diverged']
 
 def call(capsys, *args):
