@@ -15,11 +15,7 @@ VALUES = ['experiment', 'arm', 'strategy', 'seed', 'epoch', 'train_loss', 'valid
 KW = dict(arms=['refit', 'constant'], n_epoch_base=2, n_epoch_cont=1, seeds=2, quick=True, quiet=True, dataset='mnist1d', device='cpu')
 OZCYCLE = Path(sys.executable).parent/'ozcycle'
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # tests/conftest.py
 
 def _csv(path): return pd.read_csv(path)[VALUES]
 

@@ -14,11 +14,7 @@ import ozcycle.fit  # noqa: F401  (Learner.fit_cycle, fit_refit, ...)
 VALUES = ['experiment', 'arm', 'strategy', 'seed', 'epoch', 'train_loss', 'valid_loss', 'accuracy', 'lr', 'mom', 'diverged']
 OZCYCLE = Path(sys.executable).parent/'ozcycle'
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # tests/conftest.py
 
 def _csv(path): return pd.read_csv(path)
 
