@@ -12,8 +12,7 @@ from functools import partial
 import torch
 from fastprogress.fastprogress import progress_bar
 from .core import check_int
-from .fit import strategies
-from .runner import _Runner, _Bars, _strategy, SMALL_DATASETS
+from .runner import _Runner, _Bars, _continues, SMALL_DATASETS
 
 # %% auto #0
 __all__ = ['MAX_RESTARTS', 'train_run', 'local_executor', 'default_workers', 'WorkerLostWarning', 'run_tasks', 'parallel']
@@ -99,7 +98,7 @@ def run_tasks(cfg:dict, # the comparison's configuration, as `make_config` retur
     try:
         while waiting or pending:
             now = time.monotonic()
-            for t in [t for t in waiting if later.get(t, 0) <= now and (_strategy(cfg, t[0]) not in strategies or ('base', t[1]) in finished)]:
+            for t in [t for t in waiting if later.get(t, 0) <= now and (not _continues(cfg, t[0]) or ('base', t[1]) in finished)]:
                 pending[ex.submit(train_run, cfg, *t, str(store), n_threads, tries[t])] = t; waiting.remove(t); tries[t] += 1
             if not pending: time.sleep(poll_s); continue
             for f in _done(pending, poll_s if waiting else None):

@@ -18,7 +18,8 @@ from fastai.callback.core import Callback, CancelFitException, TrainEvalCallback
 from fastai.torch_core import find_bs, default_device
 from fastprogress.fastprogress import master_bar, progress_bar
 from .schedules import one_cycle, one_cycle_moms
-from .fit import FitState, continuation_scheds, continuation_defaults, strategies
+from .fit import FitState
+from .arms import ARM_KINDS, ARM_OPTIONS, ArmRun, CONTROLS, check_arms, check_name, option_spec, prepare_run, probe_max_norm, grad_summary, _num
 from .fastai_compat import LeanCallback, lean_learner
 from .core import check_real, check_int, check_keys
 from .setting import Setting, as_setting, grid, resolve_lr, CPU_GRID, GPU_GRID
@@ -28,73 +29,16 @@ from .store import save_record, load_record, set_aside, DamagedFileError, save_i
 from .stats import HIGHER_IS_BETTER, final_metrics, compare, summarize, Verdict, verdict, plot_curves, plot_final, plot_schedules
 
 # %% auto #0
-__all__ = ['CONTROLS', 'ONE_CYCLE_KEYS', 'QUICK_DESIGN', 'QUICK_DATA', 'SMALL_DATASETS', 'COLUMNS', 'check_arms', 'run_spec',
-           'DivergenceWarning', 'RunLog', 'hardware', 'make_config', 'design', 'DamagedFileWarning', 'run_experiment',
-           'Results', 'load_results']
-
-# %% ../nbs/07_runner.ipynb #88b2d08c
-CONTROLS = ('base', 'long')
-ONE_CYCLE_KEYS = ('n_epoch', 'lr_max', 'lr_fraction', 'div', 'div_final', 'pct_start')
-_name_re = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.=+-]*$')
-
-def _check_name(what, name):
-    if not isinstance(name, str) or not _name_re.match(name):
-        raise ValueError(f"{what} {name!r} must start with a letter or digit and use only letters, digits and _ . = + -")
-    return name
-
-
-def _check_arm(name, spec, lr_max):
-    if not isinstance(spec, dict) or 'strategy' not in spec:
-        raise TypeError(f"arms[{name!r}]={spec!r} must be a dict with a 'strategy' key, one of {', '.join(strategies + ('one_cycle',))}")
-    s, params = spec['strategy'], {k: v for k, v in spec.items() if k != 'strategy'}
-    if s == 'one_cycle':
-        check_keys(f"arms[{name!r}]: strategy 'one_cycle'", params, ONE_CYCLE_KEYS)
-        if 'n_epoch' not in params: raise ValueError(f"arms[{name!r}]: strategy 'one_cycle' needs n_epoch (the cycle's length in epochs)")
-        check_int(f"arms[{name!r}]['n_epoch']", params['n_epoch'], lo=1)
-        if 'lr_max' in params and 'lr_fraction' in params: raise TypeError(f"arms[{name!r}]: give lr_max or lr_fraction (of the LR range test's edge), not both")
-        if 'lr_fraction' in params: check_real(f"arms[{name!r}]['lr_fraction']", params['lr_fraction'], 0, 1, lo_open=True, what='a fraction of the edge')
-        one_cycle(**{k: v for k, v in {'lr_max': lr_max, **params}.items() if k not in ('n_epoch', 'lr_fraction')})
-    elif s in strategies:
-        prev = FitState.planned({'lr': one_cycle(lr_max), 'mom': one_cycle_moms()}, 1, 1, kind='one_cycle')
-        try: continuation_scheds(s, prev, **params)
-        except (TypeError, ValueError) as e: raise type(e)(f"arms[{name!r}]: {e}") from None
-    else: raise ValueError(f"arms[{name!r}]['strategy']={s!r} must be one of {', '.join(map(repr, strategies + ('one_cycle',)))}")
-    return {'strategy': s, **params}
-
-def check_arms(arms, # a list of strategy names, or a dict name -> {'strategy': ..., **params}
-               lr_max:float=1e-2, # the base cycle's peak LR, to check LR parameters against
-              ) -> dict: # name -> {'strategy': ..., **params}, in the given order
-    "Validated arms: `TypeError`/`ValueError` naming the arm and the parameter when one is wrong"
-    if arms is None: return {}
-    if isinstance(arms, str): raise TypeError(f"arms={arms!r} must be a list of strategy names or a dict name -> {{'strategy': ..., **params}}, not a string")
-    if not isinstance(arms, dict):
-        arms = list(arms)
-        dup = sorted({a for a in arms if arms.count(a) > 1})
-        if dup: raise ValueError(f"arms={arms!r} names {dup} twice; give each arm once (use a dict for several arms of one strategy)")
-        arms = {a: {'strategy': a} for a in arms}
-    res = {}
-    for name, spec in arms.items():
-        _check_name('arm name', name)
-        if name in CONTROLS: raise ValueError(f"arm name {name!r} is reserved for the control {name!r}; choose another name")
-        res[name] = _check_arm(name, spec, lr_max)
-    return res
+__all__ = ['QUICK_DESIGN', 'QUICK_DATA', 'SMALL_DATASETS', 'COLUMNS', 'MAX_SEEDS', 'run_spec', 'arm_compute', 'DivergenceWarning',
+           'RunLog', 'hardware', 'make_config', 'design', 'DamagedFileWarning', 'run_experiment', 'Results',
+           'load_results']
 
 # %% ../nbs/07_runner.ipynb #0057fd52
-def _num(v):
-    if isinstance(v, bool) or v is None or isinstance(v, str): return v
-    if isinstance(v, numbers.Real): return float(v)
-    if isinstance(v, (list, tuple)): return [_num(x) for x in v]
-    return v
-
 def _common(cfg):
     # `code`: a run stored by other code is never reused (change a schedule, and `make run` trains afresh)
     if cfg['lr_max'] is None: raise ValueError("cfg['lr_max'] is None: the LR range test has not set it yet (see `resolve_lr`)")
     return {'setting': cfg['setting_spec'], 'data_kw': cfg['data_kw'], 'lr_max': cfg['lr_max'], 'wd': cfg['wd'], 'moms': cfg['moms'],
             'device': cfg['device_type'], 'code': code_version()}
-
-def _one_cycle_defaults():
-    "`one_cycle`'s defaults (div, div_final, pct_start), read from its signature: written once, there"
-    return {k: float(p.default) for k, p in inspect.signature(one_cycle).parameters.items() if p.default is not inspect.Parameter.empty}
 
 def run_spec(cfg:dict, # an experiment's configuration (see `run_experiment`)
              arm:str, # 'base', 'long' or one of cfg['arms']
@@ -104,13 +48,19 @@ def run_spec(cfg:dict, # an experiment's configuration (see `run_experiment`)
     seed = check_int('seed', seed, lo=0)
     n_epoch_base, n_epoch_cont = cfg['n_epoch_base'], cfg['n_epoch_cont']
     spec = cfg['arms'].get(arm, {'strategy': 'one_cycle', 'n_epoch': n_epoch_base if arm == 'base' else n_epoch_base + n_epoch_cont})
-    s, params = spec['strategy'], {k: _num(v) for k, v in spec.items() if k != 'strategy'}
-    base = {**_common(cfg), 'seed': int(seed)}
-    if s == 'one_cycle':
-        defaults = {'lr_max': cfg['lr_max'], **_one_cycle_defaults()}
-        return {**base, 'strategy': 'one_cycle', **defaults, **params, 'n_epoch': int(spec['n_epoch'])}
-    return {**base, 'strategy': s, **{k: _num(v) for k, v in continuation_defaults(s).items()}, **params,
-            'n_epoch': n_epoch_cont, 'from': run_key(run_spec(cfg, 'base', seed))}
+    kind, params = ARM_KINDS[spec['strategy']], {k: _num(v) for k, v in spec.items() if k != 'strategy'}
+    opts = {k: params.pop(k) for k in ARM_OPTIONS if k in params}
+    res = {**_common(cfg), 'seed': int(seed), 'strategy': kind.name, **kind.spec(cfg, params), **option_spec(cfg, opts)}
+    res['n_epoch'] = int(res['n_epoch'])
+    if kind.continues: res['from'] = run_key(run_spec(cfg, 'base', seed))
+    return res
+
+def arm_compute(cfg:dict, # an experiment's configuration
+                arm:str, # 'base', 'long' or one of cfg['arms']
+               ) -> int: # epochs
+    "Epochs of training `arm` costs a user: its own, its base's if it continues one, and what it retrains or throws away"
+    return ARM_KINDS[_strategy(cfg, arm)].compute(cfg, run_spec(cfg, arm, cfg['seeds'][0]))
+
 
 # %% ../nbs/07_runner.ipynb #e7634e0a
 class DivergenceWarning(RuntimeWarning):
@@ -125,8 +75,9 @@ class RunLog(LeanCallback):
                  rows=None, # rows of epochs already done (when resuming)
                  hps=None, # {'lr': [...], 'mom': [...]} of batches already done (when resuming)
                  starts=(0,), # the epoch of the fit each training session started from (provenance)
-                 on_epoch=None): # called with each new row (progress bars)
-        self.ckpt, self.epoch0, self.starts, self.on_epoch = Path(ckpt), epoch0, list(starts), on_epoch
+                 on_epoch=None, # called with each new row (progress bars)
+                 extra=None): # `extra()`: what the arm keeps across a resume (`ArmRun.kept`), saved in each checkpoint
+        self.ckpt, self.epoch0, self.starts, self.on_epoch, self.extra = Path(ckpt), epoch0, list(starts), on_epoch, extra
         self.rows, self.hps = list(rows or []), {k: list(v) for k, v in (hps or {'lr': [], 'mom': []}).items()}
         self.diverged = None
     def before_epoch(self):
@@ -165,7 +116,7 @@ class RunLog(LeanCallback):
         self.rows.append(row)
         save_checkpoint(self.ckpt, {'format': 1, 'epoch': epoch, 'fit_epoch': self.epoch + 1, 'model': self.model.state_dict(),
                                     'opt': self.opt.state_dict(), 'dls': self.dls.state_dict() if hasattr(type(self.dls), 'state_dict') else None, 'rng': rng_state(),
-                                    'rows': self.rows, 'hps': self.hps, 'starts': self.starts})
+                                    'rows': self.rows, 'hps': self.hps, 'starts': self.starts, 'extra': self.extra() if self.extra else {}})
         if self.on_epoch is not None: self.on_epoch(row)
 
 # %% ../nbs/07_runner.ipynb #65ce4ec3
@@ -195,8 +146,10 @@ def hardware(device=None) -> dict: # a torch device or its name; default fastai'
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else _cpu_name()
     return {'device': str(device), 'name': name, 'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads()}
 
+MAX_SEEDS = 100_000   # a count of seeds beyond any comparison that could train; a typo, not a design
+
 def _check_seeds(seeds):
-    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool): return list(range(check_int('seeds', seeds, lo=1)))
+    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool): return list(range(check_int('seeds', seeds, lo=1, hi=MAX_SEEDS)))
     try: s = list(seeds)
     except TypeError: raise TypeError(f"seeds={seeds!r} must be a count (int >= 1) or a list of seeds (ints >= 0)") from None
     if not s or any(isinstance(x, bool) or not isinstance(x, numbers.Integral) or x < 0 for x in s) or len(set(s)) != len(s):
@@ -223,15 +176,17 @@ def make_config(name:str='experiment', # experiment name: the folder out/name an
                 device=None, # torch device; default CUDA when available, else CPU
                ) -> dict:
     "The checked configuration of a comparison (arguments as `run_experiment`'s); `ValueError`/`TypeError` name a bad one"
-    _check_name('name', name)
+    check_name('name', name)
     if dataset is None: dataset = next(iter(grid().values()))['dataset']   # the first setting's dataset: its name, or what the other arguments make of it
     st = as_setting(dataset, model, opt_func=opt_func, lr_max=lr_max, lr_fraction=lr_fraction, bs=bs, wd=wd, model_kw=model_kw)
     arms = check_arms(arms, st.lr_max or 1e-2)   # LR parameters are checked against a stand-in peak until the range test sets it
     n_epoch_base, n_epoch_cont = check_int('n_epoch_base', n_epoch_base, lo=1), check_int('n_epoch_cont', n_epoch_cont, lo=0)
-    if n_epoch_cont == 0 and (long or any(a['strategy'] != 'one_cycle' for a in arms.values())):
+    if n_epoch_cont == 0 and (long or any(ARM_KINDS[a['strategy']].continues for a in arms.values())):
         raise ValueError("n_epoch_cont=0 leaves no epochs for the continuations and 'long': give n_epoch_cont >= 1, or only one_cycle arms and long=False")
-    m = [float(x) for x in moms]
-    if len(m) != 3 or not all(0 <= x < 1 for x in m): raise ValueError(f"moms={moms!r} must be 3 momentums in [0, 1)")
+    try: m = [float(x) for x in moms]
+    except (TypeError, ValueError, OverflowError): m = None
+    if m is None or isinstance(moms, (str, bytes)) or len(m) != 3 or not all(0 <= x < 1 for x in m):
+        raise (TypeError if m is None else ValueError)(f"moms={moms!r} must be 3 momentums in [0, 1): (start, peak LR, end)")
     if data_kw is None: data_kw = dict(QUICK_DATA.get(st.dataset, {})) if quick and st.builtin else {}
     dev = torch.device(device) if device is not None else default_device()
     return {'experiment': name, 'setting': st.name, 'dataset': st.dataset, 'model': st.model, 'model_kw': dict(st.model_kw), 'opt': st.opt,
@@ -242,7 +197,8 @@ def make_config(name:str='experiment', # experiment name: the folder out/name an
 
 def _arm_names(cfg): return ['base', *cfg['arms'], *(['long'] if cfg['long'] else [])]
 def _strategy(cfg, arm): return cfg['arms'][arm]['strategy'] if arm in cfg['arms'] else 'one_cycle'
-def _epoch0(cfg, arm): return cfg['n_epoch_base'] if _strategy(cfg, arm) in strategies else 0
+def _continues(cfg, arm) -> bool: return ARM_KINDS[_strategy(cfg, arm)].continues   # starts from its seed's base run
+def _epoch0(cfg, arm): return cfg['n_epoch_base'] if _continues(cfg, arm) else 0
 
 def design(quick:bool=False, # the quick (smoke) design instead of the full one
            cuda:bool|None=None, # the GPU grid of settings (True), the CPU grid (False); None: GPU when CUDA is available
@@ -332,7 +288,7 @@ class _Runner:
         "Train run (`arm`, `seed`) to its end and return its record; None if another process holds it"
         d, c = self.run_dir(arm, seed), self.cfg
         spec = run_spec(c, arm, seed)
-        cont = spec['strategy'] in strategies
+        cont = ARM_KINDS[spec['strategy']].continues
         if cont:
             base = self.record('base', seed)
             if base is None: self.run('base', seed, bars); return None  # train it now (its record was set aside), or another process is
@@ -350,41 +306,56 @@ class _Runner:
         finally: lock.release()
 
     def _train(self, arm, seed, d, spec, cont, bars):
-        c, n_epoch = self.cfg, spec['n_epoch']
+        c, n_epoch, kind = self.cfg, spec['n_epoch'], ARM_KINDS[spec['strategy']]
         epoch0 = c['n_epoch_base'] if cont else 0
-        learn, state, start = self.learner(seed, epoch0), None, 0
+        state, start = None, 0
         if (d/'last.pt').exists():
             try: state = load_checkpoint(d/'last.pt'); start = state['fit_epoch']  # on the CPU: RNG states must stay there
             except DamagedFileError as e: _set_aside(e, f"arm {arm!r} seed {seed} is trained again from its start")
         if state is None and cont:
             bd = self.run_dir('base', seed)
-            try: state = {**load_checkpoint(bd/'last.pt'), 'rows': [], 'hps': {'lr': [], 'mom': []}, 'starts': []}
+            try: state = {**load_checkpoint(bd/'last.pt'), 'rows': [], 'hps': {'lr': [], 'mom': []}, 'starts': [], 'extra': {}}
             except DamagedFileError as e:   # the base must be trained again before anything continues from it
                 _set_aside(e, f"the base run of seed {seed} is trained again")
                 if (bd/'run.json').exists(): set_aside(bd/'run.json')
                 return None
+        spec_arm = c['arms'].get(arm, {'n_epoch': n_epoch})
+        params = {k: v for k, v in spec_arm.items() if k != 'strategy' and k not in ARM_OPTIONS}
+        run = ArmRun(arm, seed, spec, params, n_epoch, start, c['lr_max'], c['wd'], extra=dict((state or {}).get('extra') or {}),
+                     new_learner=lambda: self.learner(seed, epoch0))
+        if spec.get('max_norm') == 'auto' and 'probe' not in run.extra:   # before the run's learner: the probe leaves the seed's RNG to it
+            try: run.extra['probe'] = probe_max_norm(kind, run)
+            except FloatingPointError as e:
+                return self._finish(d, [dict(epoch=epoch0 + 1, diverged=True)], {'lr': [], 'mom': []}, 'diverged', f"{e}; recorded as diverged")
+        learn = self.learner(seed, epoch0)
+        grad = prepare_run(kind, learn, run, {k: v for k, v in spec_arm.items() if k in ARM_OPTIONS})
         if state is not None: self._restore(learn, state)
+        if cont: run.prev = self.base_state(learn)
         bars.start(f"{arm}, seed {seed}", n_epoch, start)
         starts = (state['starts'] if state is not None else []) + ([start] if start < n_epoch else [])
         cb = RunLog(d/'last.pt', epoch0, state and state['rows'], state and state['hps'], starts,
-                    on_epoch=lambda r: bars.epoch(r, r['epoch'] - epoch0))
+                    on_epoch=lambda r: bars.epoch(r, r['epoch'] - epoch0), extra=run.kept)
+        failed = None
         if start < n_epoch:
             if state is not None: set_rng_state(state['rng'])
-            params = {k: v for k, v in c['arms'].get(arm, {}).items() if k not in ('strategy', 'n_epoch')}
-            with learn.added_cbs(cb):
-                if cont: learn.fit_continue(n_epoch, spec['strategy'], prev=self.base_state(learn), start_epoch=start, wd=c['wd'], **params)
-                else: learn.fit_cycle(n_epoch, **{'lr_max': c['lr_max'], **params}, start_epoch=start, wd=c['wd'])
-        if cb.diverged:
+            try:
+                with learn.added_cbs(cb): kind.fit(learn, run)
+            except FloatingPointError as e: failed = e   # GradClip: every step, or many in a row, had no finite gradient
+        if grad is not None: run.info['grad'] = grad_summary(grad.norms, grad.clipped)
+        if cb.diverged or failed is not None:
             v = cb.diverged
-            msg = (f"arm {arm!r} seed {seed} diverged at epoch {v['epoch']}: non-finite {v['loss']} loss ({v['value']}); "
-                   f"recorded as diverged, its last good checkpoint kept; the other runs go on")
+            msg = (f"arm {arm!r} seed {seed} diverged at epoch {v['epoch']}: non-finite {v['loss']} loss ({v['value']})" if v else
+                   f"arm {arm!r} seed {seed} diverged in epoch {epoch0 + len(cb.rows) + 1 - len(state['rows'] if state else [])}: {failed}")
+            if not v: cb.rows.append(dict(epoch=epoch0 + len(cb.rows) + 1, train_loss=math.nan, valid_loss=math.nan, accuracy=math.nan,
+                                          lr=math.nan, mom=math.nan, time_s=math.nan, diverged=True))
+            msg += "; recorded as diverged, its last good checkpoint kept; the other runs go on"
             warnings.warn(msg, DivergenceWarning, stacklevel=3)
-            return self._finish(d, cb.rows, cb.hps, 'diverged', msg, cb.starts)
-        return self._finish(d, cb.rows, cb.hps, 'done', '', cb.starts)
+            return self._finish(d, cb.rows, cb.hps, 'diverged', msg, cb.starts, run.info)
+        return self._finish(d, cb.rows, cb.hps, 'done', '', cb.starts, run.info)
 
-    def _finish(self, d, rows, hps, status, message, starts=()):
+    def _finish(self, d, rows, hps, status, message, starts=(), info=None):
         n_iter = len(self._dls.train) if self._dls is not None else None
-        rec = {'status': status, 'message': message, 'rows': rows, 'hps': hps, 'n_iter': n_iter, 'starts': list(starts),
+        rec = {'status': status, 'message': message, 'rows': rows, 'hps': hps, 'n_iter': n_iter, 'starts': list(starts), 'info': dict(info or {}),
                'ckpt_sha256': _sha256(d/'last.pt') if (d/'last.pt').exists() else None}   # continuations and reruns check it
         save_record(rec, d/'run.json')
         return rec
@@ -515,11 +486,27 @@ class Results:
         plt.close(fig)   # returned: a cell that ends with it shows it once
         return fig
 
+def _read_config(f):
+    "The configuration `run_experiment` wrote to `f`; `ValueError` naming `f` and what is wrong when it is damaged or foreign"
+    try: cfg = json.loads(Path(f).read_bytes().decode('utf-8'))
+    except (UnicodeDecodeError, ValueError) as e: raise ValueError(f"{f} is not a JSON file (damaged?): {e}") from None
+    def bad(what): raise ValueError(f"{f} is not a configuration that run_experiment wrote: {what}")
+    if not isinstance(cfg, dict): bad(f"a JSON {type(cfg).__name__}, not an object")
+    for k, t in (('experiment', str), ('store', str), ('runs', dict), ('arms', dict), ('seeds', list)):
+        if not isinstance(cfg.get(k), t): bad(f"{k!r} is {cfg.get(k)!r}, not a {t.__name__}")
+    if not cfg['store']: bad("'store' is empty")
+    if not all(isinstance(v, dict) and all(isinstance(s, str) and isinstance(key, str) for s, key in v.items()) for v in cfg['runs'].values()):
+        bad("'runs' must map each arm to {seed: run key}")
+    if not all(isinstance(a, dict) and isinstance(a.get('strategy'), str) and a['strategy'] in ARM_KINDS for a in cfg['arms'].values()):
+        bad(f"every arm needs a 'strategy', one of {', '.join(ARM_KINDS)}")
+    if not all(isinstance(s, int) and not isinstance(s, bool) for s in cfg['seeds']): bad("'seeds' must be a list of ints")
+    return cfg
+
 def load_results(path) -> Results: # the folder run_experiment wrote: out/name
     "The `Results` of an earlier `run_experiment`, from its folder (finished runs only)"
     path = Path(path)
     if not (path/'config.json').exists(): raise FileNotFoundError(f"{path} has no config.json: not a folder that run_experiment (or `ozcycle run`) wrote")
-    cfg, recs = json.loads((path/'config.json').read_text()), {}
+    cfg, recs = _read_config(path/'config.json'), {}
     store = path/cfg['store']
     for arm, keys in cfg['runs'].items():
         for seed, key in keys.items():
