@@ -51,7 +51,7 @@ def test_piecewise_run_resumes_exactly(tmp_path, monkeypatch, one_thread):
     "Kill-free: stop the run after its epoch 2 checkpoint, run again (resume with start_epoch=2), compare with one go"
     kw = dict(dataset='mnist1d', opt_func='sgd', lr_max=5e-2, n_epoch_base=1, n_epoch_cont=1, seeds=[3], long=False, quiet=True,
               data_kw=dict(n_train=256, n_valid=128), device='cpu')
-    arms = {'p': {'strategy': 'piecewise', 'n_epoch': 4, 'grad_stats': True}, 'pc': {'strategy': 'piecewise', 'n_epoch': 4, 'max_norm': 0.01}}
+    arms = {'pc': {'strategy': 'piecewise', 'n_epoch': 4, 'max_norm': 0.01}, 'p': {'strategy': 'piecewise', 'n_epoch': 4, 'grad_stats': True}}
     one = runner.run_experiment(arms, out=tmp_path/'one', **kw)
     after0 = runner.RunLog.after_epoch
     def after_epoch(self):
@@ -72,6 +72,7 @@ def test_piecewise_run_resumes_exactly(tmp_path, monkeypatch, one_thread):
     assert starts == {'p': [0, 2], 'pc': [0, 2]}, starts   # resumed, not retrained
     t = arm_table(two)
     assert t.loc['pc', 'pct_clipped'] > 0 and t.loc['p', 'pct_clipped'] == 0 and t['n_seeds'].tolist() == [1, 1, 1]
+    assert list(t.index) == ['base', 'pc', 'p']   # the results' order, not sorted
 
 # ---- fuzz -------------------------------------------------------------------------------------------------------------
 anything = st.one_of(st.none(), st.booleans(), st.integers(-3, 50), st.floats(allow_nan=True, allow_infinity=True), st.floats(-0.5, 1.5),
