@@ -148,10 +148,12 @@ def seed_everything(seed:int): # any integer >= 0
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
 
 # %% ../nbs/05_store.ipynb #874f9866
-TRAINING_MODULES = ('core', 'schedules', 'fit', 'fastai_compat', 'data', 'loaders', 'setting', 'lr_range', 'store', 'runner')
+TRAINING_MODULES = ('core', 'schedules', 'fit', 'extend', 'average', 'schedule_free', 'clip', 'fastai_compat', 'data', 'loaders', 'setting', 'lr_range', 'store',
+                    'arms', 'arms_thread', 'arms_beyond', 'runner')   # every module an arm trains with
 
 # Top-level names in those modules that draw, summarise or describe, and never decide a number: left out of the fingerprint
-NOT_TRAINING = {'Results', 'load_results', 'design', 'hardware', '_versions', '_cpu_name', '_Bars'}
+NOT_TRAINING = {'Results', 'load_results', 'design', 'hardware', '_versions', '_cpu_name', '_Bars',
+                'setting_lr_max', 'run_info', 'arm_table', 'paired_table', 'GRAD_COLUMNS', 'grad_summary', 'arm_compute'}
 
 def _strip_docstrings(tree):
     "`tree` without docstrings and without functions named `plot*` (drawing never decides a number)"
