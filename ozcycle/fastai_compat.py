@@ -27,11 +27,32 @@ __all__ = ['LeanCallback', 'set_hyper', 'StepScheduler', 'opt_name', 'group_valu
            'lean_learner']
 
 # %% ../nbs/01a_fastai_compat.ipynb #7df4aef3
+class _FromLearner:
+    "Non-data descriptor: the learner's attribute of the same name, read from its `__dict__` first (fastai's `GetAttr` forwarding, without its detour)"
+    def __set_name__(self, owner, name): self.name = name
+    def __get__(self, cb, owner=None):
+        if cb is None: return self
+        lrn = cb.learn
+        if lrn is None: raise AttributeError(self.name)
+        d = lrn.__dict__
+        return d[self.name] if self.name in d else getattr(lrn, self.name)
+
+def _handles(cb, event_name):
+    "Whether fastai's dispatch must reach `cb` for `event_name`: any plain `Callback`; a `LeanCallback` only for the events it defines and `after_fit`"
+    return (not isinstance(cb, LeanCallback) or event_name == 'after_fit' or hasattr(type(cb), event_name)
+            or event_name in cb.__dict__)
+
 class LeanCallback(Callback):
     "A fastai `Callback` that returns at once from the events it does not define, skipping fastai's attribute forwarding"
+    training = _FromLearner()   # fastai's `Callback.__call__` reads it twice for every event of a batch
     def __call__(self, event_name): # a fastai event, e.g. 'before_batch'
         if event_name == 'after_fit' or hasattr(type(self), event_name) or event_name in self.__dict__:
             return super().__call__(event_name)
+    def __setattr__(self, name, value):
+        "fastai's, looking for a learner attribute `name` shadows (and warning) only the first time `name` is set"
+        if name in self.__dict__: object.__setattr__(self, name, value)
+        else: super().__setattr__(name, value)
+
 
 # %% ../nbs/01a_fastai_compat.ipynb #f4a2db5f
 def set_hyper(opt, # a fastai `Optimizer` or `OptimWrapper`
@@ -314,9 +335,13 @@ class _LeanLearner(Learner):
         if not isinstance(event_name, str): return super().__call__(event_name)
         if not hasattr(event, event_name): raise Exception(f'missing {event_name}')
         cbs = self.__dict__.get('_sorted_cbs')
-        if cbs is None or len(cbs) != len(self.cbs): cbs = self._sorted_cbs = sorted(self.cbs, key=_order)
+        if cbs is None or len(cbs) != len(self.cbs) or event_name == 'before_fit':
+            cbs = self._sorted_cbs = sorted(self.cbs, key=_order)
+            self._event_cbs = {}   # per event: the callbacks it reaches (`_handles`), built when first fired
         if event_name in ('before_train', 'before_validate'): self._model_device = None   # looked up again at the next batch
-        for cb in cbs: cb(event_name)
+        todo = self._event_cbs.get(event_name)
+        if todo is None: todo = self._event_cbs[event_name] = [cb for cb in cbs if _handles(cb, event_name)]
+        for cb in todo: cb(event_name)
     def create_opt(self):
         "fastai's; an optimizer that is exactly fastai's `Adam` steps as `_LeanAdam` (the same numbers, bit for bit)"
         super().create_opt()
