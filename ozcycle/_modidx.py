@@ -228,6 +228,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                             'ozcycle/fastai_compat.py'),
                                        'ozcycle.fastai_compat.StepScheduler.before_batch': ( 'fastai_compat.html#stepscheduler.before_batch',
                                                                                              'ozcycle/fastai_compat.py'),
+                                       'ozcycle.fastai_compat.StepScheduler.before_train': ( 'fastai_compat.html#stepscheduler.before_train',
+                                                                                             'ozcycle/fastai_compat.py'),
                                        'ozcycle.fastai_compat._FromLearner': ( 'fastai_compat.html#_fromlearner',
                                                                                'ozcycle/fastai_compat.py'),
                                        'ozcycle.fastai_compat._FromLearner.__get__': ( 'fastai_compat.html#_fromlearner.__get__',

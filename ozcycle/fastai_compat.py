@@ -66,8 +66,21 @@ def set_hyper(opt, # a fastai `Optimizer` or `OptimWrapper`
 # %% ../nbs/01a_fastai_compat.ipynb #d618e813
 class StepScheduler(LeanCallback, ParamScheduler):
     "fastai's `ParamScheduler`, evaluating batch `i` of `n_steps` at exactly `i / n_steps` (as `sched_values`)"
+    def before_train(self):
+        "Evaluate the schedules for every batch of this epoch in one go, as `before_batch` would one by one"
+        lrn, vals = self.learn, []
+        n_iter = len(lrn.dl)
+        try:
+            for i in range(lrn.epoch * n_iter, (lrn.epoch + 1) * n_iter):
+                pct = i / (lrn.n_epoch * n_iter)
+                vals.append([f(pct) for f in self.scheds.values()])
+        except Exception: pass   # a schedule that raises: from that batch on, `before_batch` calls it (and it raises) in turn
+        self.ahead = (lrn.epoch, n_iter, lrn.n_epoch, vals)
     def before_batch(self):
-        lrn = self.learn
+        lrn, a = self.learn, self.__dict__.get('ahead')
+        if a is not None and (a[0], a[1], a[2]) == (lrn.epoch, lrn.n_iter, lrn.n_epoch) and lrn.iter < len(a[3]):
+            for n, v in zip(self.scheds, a[3][lrn.iter]): set_hyper(lrn.opt, n, v)
+            return
         pct = (lrn.epoch * lrn.n_iter + lrn.iter) / (lrn.n_epoch * lrn.n_iter)
         for n, f in self.scheds.items(): set_hyper(lrn.opt, n, f(pct))
     def after_batch(self):
