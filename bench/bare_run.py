@@ -8,7 +8,7 @@ and optimizer each), and the control `long`, a one-cycle of E0+E1 epochs from sc
 batch dropped, validation loss and accuracy after every epoch, one row per epoch kept in memory. The LR and momentum
 follow a cosine one-cycle (continuations: a cosine decay): the same arithmetic per step as ozcycle's schedules, whose
 exact values do not change the time. No checkpoints, no results files: what a user would write to get the numbers.
-Run: python bench/bare_run.py DATA E0 E1 SEEDS N_ARMS
+Run: python bench/bare_run.py DATA E0 E1 SEEDS N_ARMS [LR_MAX (default 3e-2)]
 """
 import copy, math, sys
 import torch, torch.nn.functional as F
@@ -64,4 +64,4 @@ def main(data, e0, e1, seeds, n_arms, lr_max=3e-2):
         m, o = new(seed); fit(m, o, d, e0 + e1, lambda p: one_cycle(p, lr_max), g, rows)
     print('params', sum(p.numel() for p in cnn1d().parameters()), 'epochs', len(rows))
 
-if __name__ == '__main__': main(sys.argv[1], *map(int, sys.argv[2:6]))
+if __name__ == '__main__': main(sys.argv[1], *map(int, sys.argv[2:6]), *map(float, sys.argv[6:7]))
