@@ -245,6 +245,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                'ozcycle/fastai_compat.py'),
                                        'ozcycle.fastai_compat._LeanLearner.__call__': ( 'fastai_compat.html#_leanlearner.__call__',
                                                                                         'ozcycle/fastai_compat.py'),
+                                       'ozcycle.fastai_compat._LeanLearner._forget_cbs': ( 'fastai_compat.html#_leanlearner._forget_cbs',
+                                                                                           'ozcycle/fastai_compat.py'),
                                        'ozcycle.fastai_compat._LeanLearner._set_device': ( 'fastai_compat.html#_leanlearner._set_device',
                                                                                            'ozcycle/fastai_compat.py'),
                                        'ozcycle.fastai_compat._LeanLearner.add_cb': ( 'fastai_compat.html#_leanlearner.add_cb',

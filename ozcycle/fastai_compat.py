@@ -342,8 +342,11 @@ class _LeanAdam(Optimizer):
 
 class _LeanLearner(Learner):
     "fastai's `Learner`, sending each event to its callbacks in fastai's order, sorted once per change of `cbs`, without `L`s"
-    def add_cb(self, cb): self.__dict__.pop('_sorted_cbs', None); return super().add_cb(cb)
-    def remove_cb(self, cb): self.__dict__.pop('_sorted_cbs', None); return super().remove_cb(cb)
+    def _forget_cbs(self):
+        "Drop the sorted and per-event lists (rebuilt at the next event): a removed callback must not stay referenced, e.g. by `export`"
+        for k in ('_sorted_cbs', '_event_cbs'): self.__dict__.pop(k, None)
+    def add_cb(self, cb): self._forget_cbs(); return super().add_cb(cb)
+    def remove_cb(self, cb): self._forget_cbs(); return super().remove_cb(cb)
     def __call__(self, event_name):
         if not isinstance(event_name, str): return super().__call__(event_name)
         if not hasattr(event, event_name): raise Exception(f'missing {event_name}')
