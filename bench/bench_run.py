@@ -1,7 +1,7 @@
 """A whole `ozcycle run` against a bare PyTorch script doing the same training (`bench/bare_run.py`), each a fresh process.
 
 Both train, in one process, on the CPU with 1 torch thread, MNIST-1D (4,000 / 4,000) with the MNIST-1D paper's CNN,
-batch size 128, peak LR 3e-2 (`ozcycle run --workers 1 --lr-max 3e-2`: without them it would train in several worker
+batch size 128 (validation 256), peak LR 3e-2 (`ozcycle run --workers 1 --lr-max 3e-2`: without them it would train in several worker
 processes on a multi-core machine, and first run LR range tests to choose lr_max, work the bare script does not do):
 for each of `--seeds` seeds a base one-cycle of E0 epochs, E1 more epochs for each of the three default arms (refit,
 constant, decay), and the control `long` (E0+E1 epochs from scratch). `ozcycle run` also writes what it always writes
