@@ -5,10 +5,11 @@ builds the MNIST-1D paper's CNN (the layers of `ozcycle.data.ConvNet1d`), and fo
 trains: a base one-cycle of E0 epochs, then E1 epochs continuing it for each of ARMS arms (a copy of the base's model
 and optimizer each), and the control `long`, a one-cycle of E0+E1 epochs from scratch. AdamW (betas (mom, 0.99), eps
 1e-5, weight decay 0.01 off for biases, as fastai's Adam), batch size 128, training shuffled with the last partial
-batch dropped, validation loss and accuracy after every epoch, one row per epoch kept in memory. The LR and momentum
+batch dropped, validation loss and accuracy after every epoch in batches of 256 (as ozcycle's loaders: twice the
+training batch size), one row per epoch kept in memory. The LR and momentum
 follow a cosine one-cycle (continuations: a cosine decay): the same arithmetic per step as ozcycle's schedules, whose
 exact values do not change the time. No checkpoints, no results files: what a user would write to get the numbers.
-Run: python bench/bare_run.py DATA E0 E1 SEEDS N_ARMS
+Run: python bench/bare_run.py DATA E0 E1 SEEDS N_ARMS [LR_MAX (default 3e-2)]
 """
 import copy, math, sys
 import torch, torch.nn.functional as F
@@ -38,8 +39,8 @@ def fit(model, opt, d, n_epoch, sched, g, rows):
             loss.backward(); opt.step(); opt.zero_grad()
         model.eval(); tot = correct = 0.
         with torch.no_grad():
-            for b in range(0, len(d['x_valid']), 128):
-                out = model(d['x_valid'][b:b+128]); y = d['y_valid'][b:b+128]
+            for b in range(0, len(d['x_valid']), 256):
+                out = model(d['x_valid'][b:b+256]); y = d['y_valid'][b:b+256]
                 tot += float(F.cross_entropy(out, y, reduction='sum')); correct += float((out.argmax(1) == y).sum())
         rows.append((float(loss), tot / len(d['x_valid']), correct / len(d['x_valid'])))
 
@@ -64,4 +65,4 @@ def main(data, e0, e1, seeds, n_arms, lr_max=3e-2):
         m, o = new(seed); fit(m, o, d, e0 + e1, lambda p: one_cycle(p, lr_max), g, rows)
     print('params', sum(p.numel() for p in cnn1d().parameters()), 'epochs', len(rows))
 
-if __name__ == '__main__': main(sys.argv[1], *map(int, sys.argv[2:6]))
+if __name__ == '__main__': main(sys.argv[1], *map(int, sys.argv[2:6]), *map(float, sys.argv[6:7]))

@@ -8,9 +8,12 @@ validate after every epoch (loss and accuracy). Contenders, each timed over a fi
            backward, `torch.optim.AdamW.step` (weight decay off for biases, as fastai), then a validation pass;
   runner   `lean_learner(...).fit_cycle(...)` with `RunLog`, the runner's recorder (per-epoch row, per-batch LR and
            momentum, an atomic checkpoint after every epoch): exactly what `ozcycle run` trains;
-  before   the same learner as before issue 18: callbacks sorted at every event, the model's and the data's device
-           looked up and the batch rebuilt at every batch, fastai's `Optimizer.step` for Adam (a dict merge per
-           parameter and step callback) instead of `_LeanAdam` (the same operations, bit for bit); side by side;
+  before   the runner's learner with its dispatch as before issue 18: callbacks sorted at every event and every
+           callback called on every event, the model's and the data's device looked up and the batch rebuilt at every
+           batch, fastai's `Optimizer.step` for Adam (a dict merge per parameter and step callback) instead of
+           `_LeanAdam` (the same operations, bit for bit); side by side (its callbacks are today's, so it leaves out
+           what they gained: `RunLog`'s losses summed once per epoch, schedules evaluated once per epoch, and
+           `LeanCallback`'s direct `training` and attribute writes);
   ozcycle  `lean_learner(...).fit_cycle(...)` without `RunLog` (ozcycle's fit alone);
   fastai   for reference, a default fastai `Learner` (Recorder; ProgressCallback removed) with `fit_cycle`.
 They are interleaved over `--reps` rounds after one warm-up round, and each fit is timed twice: by the wall clock

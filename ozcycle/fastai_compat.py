@@ -27,11 +27,32 @@ __all__ = ['LeanCallback', 'set_hyper', 'StepScheduler', 'opt_name', 'group_valu
            'lean_learner']
 
 # %% ../nbs/01a_fastai_compat.ipynb #7df4aef3
+class _FromLearner:
+    "Non-data descriptor: the learner's attribute of the same name, read from its `__dict__` first (fastai's `GetAttr` forwarding, without its detour)"
+    def __set_name__(self, owner, name): self.name = name
+    def __get__(self, cb, owner=None):
+        if cb is None: return self
+        lrn = cb.learn
+        if lrn is None: raise AttributeError(self.name)
+        d = lrn.__dict__
+        return d[self.name] if self.name in d else getattr(lrn, self.name)
+
+def _handles(cb, event_name):
+    "Whether fastai's dispatch must reach `cb` for `event_name`: any plain `Callback`; a `LeanCallback` only for the events it defines and `after_fit`"
+    return (not isinstance(cb, LeanCallback) or event_name == 'after_fit' or hasattr(type(cb), event_name)
+            or event_name in cb.__dict__)
+
 class LeanCallback(Callback):
     "A fastai `Callback` that returns at once from the events it does not define, skipping fastai's attribute forwarding"
+    training = _FromLearner()   # fastai's `Callback.__call__` reads it twice for every event of a batch
     def __call__(self, event_name): # a fastai event, e.g. 'before_batch'
         if event_name == 'after_fit' or hasattr(type(self), event_name) or event_name in self.__dict__:
             return super().__call__(event_name)
+    def __setattr__(self, name, value):
+        "fastai's, looking for a learner attribute `name` shadows (and warning) only the first time `name` is set"
+        if name in self.__dict__: object.__setattr__(self, name, value)
+        else: super().__setattr__(name, value)
+
 
 # %% ../nbs/01a_fastai_compat.ipynb #f4a2db5f
 def set_hyper(opt, # a fastai `Optimizer` or `OptimWrapper`
@@ -45,8 +66,21 @@ def set_hyper(opt, # a fastai `Optimizer` or `OptimWrapper`
 # %% ../nbs/01a_fastai_compat.ipynb #d618e813
 class StepScheduler(LeanCallback, ParamScheduler):
     "fastai's `ParamScheduler`, evaluating batch `i` of `n_steps` at exactly `i / n_steps` (as `sched_values`)"
+    def before_train(self):
+        "Evaluate the schedules for every batch of this epoch in one go, as `before_batch` would one by one"
+        lrn, vals = self.learn, []
+        n_iter = len(lrn.dl)
+        try:
+            for i in range(lrn.epoch * n_iter, (lrn.epoch + 1) * n_iter):
+                pct = i / (lrn.n_epoch * n_iter)
+                vals.append([f(pct) for f in self.scheds.values()])
+        except Exception: pass   # a schedule that raises: from that batch on, `before_batch` calls it (and it raises) in turn
+        self.ahead = (lrn.epoch, n_iter, lrn.n_epoch, vals)
     def before_batch(self):
-        lrn = self.learn
+        lrn, a = self.learn, self.__dict__.get('ahead')
+        if a is not None and (a[0], a[1], a[2]) == (lrn.epoch, lrn.n_iter, lrn.n_epoch) and lrn.iter < len(a[3]):
+            for n, v in zip(self.scheds, a[3][lrn.iter]): set_hyper(lrn.opt, n, v)
+            return
         pct = (lrn.epoch * lrn.n_iter + lrn.iter) / (lrn.n_epoch * lrn.n_iter)
         for n, f in self.scheds.items(): set_hyper(lrn.opt, n, f(pct))
     def after_batch(self):
@@ -308,15 +342,22 @@ class _LeanAdam(Optimizer):
 
 class _LeanLearner(Learner):
     "fastai's `Learner`, sending each event to its callbacks in fastai's order, sorted once per change of `cbs`, without `L`s"
-    def add_cb(self, cb): self.__dict__.pop('_sorted_cbs', None); return super().add_cb(cb)
-    def remove_cb(self, cb): self.__dict__.pop('_sorted_cbs', None); return super().remove_cb(cb)
+    def _forget_cbs(self):
+        "Drop the sorted and per-event lists (rebuilt at the next event): a removed callback must not stay referenced, e.g. by `export`"
+        for k in ('_sorted_cbs', '_event_cbs'): self.__dict__.pop(k, None)
+    def add_cb(self, cb): self._forget_cbs(); return super().add_cb(cb)
+    def remove_cb(self, cb): self._forget_cbs(); return super().remove_cb(cb)
     def __call__(self, event_name):
         if not isinstance(event_name, str): return super().__call__(event_name)
         if not hasattr(event, event_name): raise Exception(f'missing {event_name}')
         cbs = self.__dict__.get('_sorted_cbs')
-        if cbs is None or len(cbs) != len(self.cbs): cbs = self._sorted_cbs = sorted(self.cbs, key=_order)
+        if cbs is None or len(cbs) != len(self.cbs) or event_name == 'before_fit':
+            cbs = self._sorted_cbs = sorted(self.cbs, key=_order)
+            self._event_cbs = {}   # per event: the callbacks it reaches (`_handles`), built when first fired
         if event_name in ('before_train', 'before_validate'): self._model_device = None   # looked up again at the next batch
-        for cb in cbs: cb(event_name)
+        todo = self._event_cbs.get(event_name)
+        if todo is None: todo = self._event_cbs[event_name] = [cb for cb in cbs if _handles(cb, event_name)]
+        for cb in todo: cb(event_name)
     def create_opt(self):
         "fastai's; an optimizer that is exactly fastai's `Adam` steps as `_LeanAdam` (the same numbers, bit for bit)"
         super().create_opt()

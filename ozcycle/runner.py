@@ -67,6 +67,17 @@ def arm_compute(cfg:dict, # an experiment's configuration
 class DivergenceWarning(RuntimeWarning):
     "A run's loss became non-finite: it is recorded as diverged and the other runs go on"
 
+def _weighted_sum(losses, sizes):
+    "The sum of `loss * bs` over the batches, added in batch order in float64 (float32 on MPS, which has no float64)"
+    if not losses: return 0.
+    v = torch.stack(losses).to('cpu', torch.float32 if losses[0].device.type == 'mps' else torch.float64)
+    tot = 0.
+    if v.dtype == torch.float64:   # Python floats are float64: the same additions as on the device, without a tensor per batch
+        for x, n in zip(v.tolist(), sizes): tot += x * n
+        return tot
+    for x, n in zip(v, sizes): tot = tot + x * n   # float32 tensors, as on the device
+    return float(tot)
+
 class RunLog(LeanCallback):
     "Per-epoch rows and per-batch LR/momentum, a divergence check, and an atomic checkpoint after every epoch"
     order = 70  # after ParamScheduler (60): the optimizer holds the batch's LR and momentum
@@ -83,29 +94,26 @@ class RunLog(LeanCallback):
         self.diverged = None
     def before_epoch(self):
         self.t0 = time.perf_counter()
-        # updated in place: setting a Callback attribute costs a lookup on the learner (fastai's shadowing check)
-        self.sums = {'train': 0., 'n_train': 0, 'valid': 0., 'n_valid': 0, 'correct': 0.}
+        self.batches = {True: ([], []), False: ([], [], [])}  # training: losses, sizes; validation: losses, sizes, hits
     def after_batch(self):
-        lrn, s = self.learn, self.sums  # direct attribute access: this runs on every batch
+        lrn = self.learn  # direct attribute access: this runs on every batch
         y = lrn.yb[0] if len(lrn.yb) else None
         bs = y.shape[0] if isinstance(y, torch.Tensor) and y.ndim else find_bs(lrn.yb)
-        loss = lrn.loss.detach()
-        loss = (loss.float() if loss.device.type == 'mps' else loss.double()) * bs  # MPS has no float64
+        b = self.batches[bool(lrn.training)]
+        b[0].append(lrn.loss.detach()); b[1].append(bs)  # read once per epoch (`_weighted_sum`): no per-batch sync
         if lrn.training:
-            s['train'], s['n_train'] = s['train'] + loss, s['n_train'] + bs
             h = lrn.opt.hypers[-1]
             self.hps['lr'].append(float(h['lr'])); self.hps['mom'].append(float(h.get('mom', math.nan)))
-        else:
-            s['valid'], s['n_valid'] = s['valid'] + loss, s['n_valid'] + bs
-            if lrn.pred.ndim >= 2:  # plain tensors: fastai's subclasses (TensorCategory, TensorImage) do not compare
-                s['correct'] = s['correct'] + (lrn.pred.as_subclass(torch.Tensor).argmax(-1) == y.as_subclass(torch.Tensor)).sum()
+        elif lrn.pred.ndim >= 2:
+            p = lrn.pred if type(lrn.pred) is torch.Tensor else lrn.pred.as_subclass(torch.Tensor)  # fastai's subclasses do not compare
+            b[2].append(p.argmax(-1) == (y if type(y) is torch.Tensor else y.as_subclass(torch.Tensor)))
     def after_epoch(self):
-        s = self.sums
-        if s['n_train'] == 0: return  # nothing trained in this epoch
-        h, epoch = self.learn.opt.hypers[-1], self.epoch0 + self.epoch + 1
-        tl = float(s['train']) / s['n_train']
-        vl = float(s['valid']) / s['n_valid'] if s['n_valid'] else math.nan
-        acc = float(s['correct']) / s['n_valid'] if s['n_valid'] else math.nan
+        (tr, n_tr), (va, n_va, hits) = self.batches[True], self.batches[False]
+        if not n_tr: return  # nothing trained in this epoch
+        h, epoch, n_train, n_valid = self.learn.opt.hypers[-1], self.epoch0 + self.epoch + 1, sum(n_tr), sum(n_va)
+        tl = _weighted_sum(tr, n_tr) / n_train
+        vl = _weighted_sum(va, n_va) / n_valid if n_valid else math.nan
+        acc = (int(torch.cat([t.reshape(-1) for t in hits]).sum()) if hits else 0) / n_valid if n_valid else math.nan
         row = dict(epoch=epoch, train_loss=tl, valid_loss=vl, accuracy=acc, lr=float(h['lr']),
                    mom=float(h.get('mom', math.nan)), time_s=time.perf_counter() - self.t0, diverged=False)
         bad = [n for n, v in (('train', tl), ('valid', vl)) if not math.isfinite(v)]

@@ -47,6 +47,29 @@ def test_callback_call_dispatch():
     need(c.run is True, 'Callback.__call__', "after_fit no longer resets `run` to True")
 
 
+
+def test_callback_training_and_setattr():
+    "LeanCallback's `training` descriptor and its once-per-name `__setattr__` stand in for what Callback.__call__ and Callback.__setattr__ do"
+    reads = []
+    class Probe(Callback):
+        @property
+        def training(self): reads.append(1); return True
+        def after_batch(self): pass
+    Probe()('after_batch')
+    need(len(reads) > 0, 'Callback.__call__', "it no longer reads `self.training` for batch events: LeanCallback.training "
+         "(read from the learner's __dict__) speeds up nothing; drop it")
+    learn = synth()
+    src = inspect.getsource(Callback.__setattr__)
+    need('hasattr(self.learn,name)' in src.replace(' ', '') and 'warn(' in src, 'Callback.__setattr__',
+         "it does more than warn when the learner has an attribute of the name set: LeanCallback.__setattr__ skips it "
+         "after a name's first assignment")
+    class Lean(LeanCallback):
+        def after_batch(self): self.seen = self.training
+    cb = Lean(); learn.fit(1, cbs=cb)
+    need(cb.seen == learn.training, 'TrainEvalCallback', "the learner's `training` is not where LeanCallback reads it")
+    with pytest.warns(UserWarning, match='shadowing'):
+        cb.learn = learn; cb.lr = 1.
+
 def test_optimizer_set_hyper_internal():
     "set_hyper writes floats into Optimizer.hypers when the optimizer's _set_hyper is _BaseOptimizer._set_hyper"
     need(hasattr(_BaseOptimizer, '_set_hyper'), '_BaseOptimizer._set_hyper', 'it no longer exists')
