@@ -90,6 +90,9 @@ def test_schedule_free_checkpoint_is_in_eval_mode(ref):
     assert ck['opt']['hypers'][0]['train_mode'] is False
     assert sorted(ck['opt']['state'][0]) == ['exp_avg_sq', 'z']
     assert run_spec(ref.config, 'sf', 0)['sf_opt'] == 'adamw' and run_spec(ref.config, 'sf_sgd', 0)['opt'] == 'sgd'
+    ck_sgd = load_checkpoint(ref.path.parent.parent/'_runs'/run_key(run_spec(ref.config, 'sf_sgd', 0))/'last.pt')
+    assert math.isclose(ck['opt']['hypers'][0]['lr'], 1e-2) and math.isclose(ck_sgd['opt']['hypers'][0]['lr'], 1e-1)   # SF_LR_MULT: 1x, 10x
+    assert 'momentum' in ck_sgd['opt']['hypers'][0] and 'betas' in ck['opt']['hypers'][0]
 
 @pytest.mark.parametrize('arm,key,bad', [
     ('rewind', 'rewind_epoch', 0), ('rewind', 'rewind_lr_mult', 0), ('rewind', 'rewind_lr_mult', 1.5),
