@@ -21,12 +21,13 @@ from .zone import *
 from .advise import *
 from .arms import *
 from .arms_thread import *
+from .arms_beyond import *
 from .runner import *
 from .setting import *
 from .grid import *
 from .executor import WorkerLostWarning, default_workers
 from . import (schedules as _schedules, fit as _fit, extend as _extend, average as _average, schedule_free as _schedule_free, clip as _clip, data as _data, loaders as _loaders, lr_range as _lr_range,
-                     stats as _stats, answer as _answer, zone as _zone, advise as _advise, arms as _arms, arms_thread as _arms_thread, runner as _runner, setting as _setting, grid as _grid)
+                     stats as _stats, answer as _answer, zone as _zone, advise as _advise, arms as _arms, arms_thread as _arms_thread, arms_beyond as _arms_beyond, runner as _runner, setting as _setting, grid as _grid)
 
 # Plumbing of the modules below: importable from its module, not star-exported to users' namespaces
 # (`ozcycle.store`, the file writers, RNG state and run keys, is not star-imported at all)
@@ -37,6 +38,7 @@ PLUMBING = {'run_spec', 'hardware', 'RunLog', 'COLUMNS', 'QUICK_DATA', 'SMALL_DA
             'extendable', 'schedule_state', 'recommend', 'lr_range',   # advise's steps
             'decays', 'WSDSteps',
             'option_spec', 'prepare_run', 'probe_max_norm', 'GradRecord', 'OneCycleArm', 'ContinuationArm', 'check_name', 'ONE_CYCLE_KEYS',
-            'PIECEWISE_KEYS', 'GRAD_COLUMNS', 'PiecewiseArm', 'Piecewise', 'epoch_milestones', 'setting_lr_max', 'paired_table', 'plot_series'}   # the runner's use of arm kinds
-__all__ = [n for m in (_schedules, _fit, _extend, _average, _schedule_free, _clip, _data, _loaders, _lr_range, _stats, _answer, _zone, _advise, _arms, _arms_thread, _runner, _setting, _grid)
+            'PIECEWISE_KEYS', 'GRAD_COLUMNS', 'PiecewiseArm', 'Piecewise', 'epoch_milestones', 'setting_lr_max', 'paired_table', 'plot_series',
+            'RewindArm', 'ExtendArm', 'AveragingArm', 'ScheduleFreeArm', 'SFOptimWrapper', 'Rewound'}   # the runner's use of arm kinds
+__all__ = [n for m in (_schedules, _fit, _extend, _average, _schedule_free, _clip, _data, _loaders, _lr_range, _stats, _answer, _zone, _advise, _arms, _arms_thread, _arms_beyond, _runner, _setting, _grid)
            for n in m.__all__ if n not in PLUMBING] + ['WorkerLostWarning', 'default_workers']   # of ozcycle.executor, the rest is plumbing

@@ -20,7 +20,7 @@ from fastprogress.fastprogress import master_bar, progress_bar
 from .schedules import one_cycle, one_cycle_moms
 from .fit import FitState
 from .arms import ARM_KINDS, ARM_OPTIONS, ArmRun, CONTROLS, check_arms, check_name, option_spec, prepare_run, probe_max_norm, grad_summary, _num
-import ozcycle.arms_thread  # registers its arm kinds
+import ozcycle.arms_thread, ozcycle.arms_beyond  # register their arm kinds
 from .fastai_compat import LeanCallback, lean_learner
 from .core import check_real, check_int, check_keys
 from .setting import Setting, as_setting, grid, resolve_lr, CPU_GRID, GPU_GRID
