@@ -17,7 +17,8 @@ from .runner import design
 from .summary import EXPERIMENTS, notebook_verdict, write_summary
 
 # %% auto #0
-__all__ = ['SKIP_FLAGS', 'mark_skipped', 'to_html', 'execute_notebook', 'full_design', 'nbs_path', 'run_reports', 'main']
+__all__ = ['SKIP_FLAGS', 'RUN_ORDER', 'mark_skipped', 'to_html', 'execute_notebook', 'full_design', 'nbs_path', 'run_reports',
+           'main']
 
 # %% ../nbs/08_report.ipynb #588dd060
 SKIP_FLAGS = ('notest', 'slow', 'cuda')
@@ -144,9 +145,13 @@ def _remove_stale(out):
         except ProcessLookupError: f.unlink(missing_ok=True)
         except PermissionError: pass
 
+RUN_ORDER = ('13_long_run', '17_beyond_the_thread', '12_decay_only', '14_clip_sgd', '16_fastai_defaults', '11_constant_lr', '15_manual_decay', '10_refit')   # longest first (measured by `make run`): the last to start is short
+
+def _longest_first(nb): return (RUN_ORDER.index(nb) if nb in RUN_ORDER else len(RUN_ORDER), nb)
+
 def run_reports(out='reports', # folder for the executed notebooks, their HTML pages and summary.md
                 results='results', # folder of the runs (checkpoints, results.csv); a rerun reuses what is finished there
-                notebooks=None, # notebook names (keys of `EXPERIMENTS`) to run; default all four
+                notebooks=None, # notebook names (keys of `EXPERIMENTS`) to run; default all of them
                 nbs=None, # folder holding the notebooks; default `nbs_path()`
                 design:dict|None=None, # full mode's E0, E1, SEEDS, SETTINGS; default `full_design()` for `device`
                 device:str='cpu', # injected as DEVICE
@@ -178,7 +183,7 @@ def run_reports(out='reports', # folder for the executed notebooks, their HTML p
         if not quick: p.update(QUICK=False, **design)
         return {**p, **(parameters or {})}
     t0, runs = time.perf_counter(), []
-    todo = [(nbs/f'{nb}.ipynb', out, params(nb), nbs, timeout, n_threads, quick) for nb in sorted(notebooks, reverse=True)]
+    todo = [(nbs/f'{nb}.ipynb', out, params(nb), nbs, timeout, n_threads, quick) for nb in sorted(notebooks, key=_longest_first)]
     ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn')  # fork: no second import of torch
     with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=ctx) as ex:
         for f in [ex.submit(_execute_job, *a) for a in todo]:

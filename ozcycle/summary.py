@@ -13,11 +13,14 @@ from .stats import quick_text
 from .grid import load_grid
 
 # %% auto #0
-__all__ = ['EXPERIMENTS', 'grids', 'notebook_verdict', 'summary_table', 'markdown_table', 'format_summary', 'design_lines',
-           'arm_definition', 'arm_legend', 'stacked', 'answer_section', 'to_html_page', 'write_summary']
+__all__ = ['EXPERIMENTS', 'ANSWER_EXPERIMENTS', 'grids', 'notebook_verdict', 'summary_table', 'markdown_table', 'format_summary',
+           'design_lines', 'arm_definition', 'arm_legend', 'stacked', 'answer_section', 'to_html_page', 'write_summary']
 
 # %% ../nbs/08a_summary.ipynb #43154815
-EXPERIMENTS = {'10_refit': 'refit', '11_constant_lr': 'constant_lr', '12_decay_only': 'decay_only', '13_long_run': 'long_run'}
+EXPERIMENTS = {'10_refit': 'refit', '11_constant_lr': 'constant_lr', '12_decay_only': 'decay_only', '13_long_run': 'long_run',   # the thread's four ways on
+               '14_clip_sgd': 'clip_sgd', '15_manual_decay': 'manual_decay', '16_fastai_defaults': 'fastai_defaults',   # its other claims
+               '17_beyond_the_thread': 'beyond_the_thread'}   # newer answers: extendable, averaged, schedule-free
+ANSWER_EXPERIMENTS = ('refit', 'constant_lr', 'decay_only', 'long_run', 'long_run_zone')   # the answer map: the thread's continuations after `fit_one_cycle`
 
 def grids(results, # the results folder the notebooks wrote: one subfolder per experiment, one below it per setting
           names=None, # experiment names; default those of `EXPERIMENTS`, then any other experiment folder, by name
@@ -47,6 +50,12 @@ def notebook_verdict(ipynb, # an executed notebook
     return None
 
 # %% ../nbs/08a_summary.ipynb #02dc4d42
+def _compute(cfg, arm):
+    "Epochs of training `arm` costs (`ozcycle.runner.arm_compute`); None for a configuration this version cannot read"
+    from ozcycle.runner import arm_compute
+    try: return arm_compute(cfg, arm)
+    except (KeyError, TypeError, ValueError): return None
+
 def summary_table(gs:dict, # experiment -> `GridResults` (see `grids`)
                   control:str='long', # paired differences are taken against this arm
                   conf:float=0.95, # confidence level, in (0, 1)
@@ -54,6 +63,7 @@ def summary_table(gs:dict, # experiment -> `GridResults` (see `grids`)
     "Every arm of every experiment and setting: final accuracy and valid loss (mean, interval) and the paired difference against `control`"
     out = [r.summary(control=control, conf=conf).reset_index().assign(experiment=name, setting=s)
            for name, g in gs.items() for s, r in g.results.items()]
+    out = [t.assign(compute=[_compute(r.config, a) for a in t['arm']]) for t, r in zip(out, [r for g in gs.values() for r in g.results.values()])]
     if not out: return pd.DataFrame()
     df = pd.concat(out, ignore_index=True)
     return df[['experiment', 'setting', *[c for c in df.columns if c not in ('experiment', 'setting')]]]
@@ -69,13 +79,13 @@ def markdown_table(df:pd.DataFrame) -> str: # a table whose cells print as they 
 
 def format_summary(table:pd.DataFrame, # what `summary_table` returned
                    conf:float=0.95) -> str: # the confidence level it was computed with
-    "The summary table in markdown: accuracy in %, its interval, and the paired difference against 'long' in points"
+    "The summary table in markdown: epochs trained and paid for (compute), accuracy in %, its interval, and the paired difference against 'long' in points"
     if table.empty: return '_No results found._'
     ci = f'{100*conf:.0f}% CI'
     rng = lambda lo, hi, f: f"{f(lo)} to {f(hi)}" if math.isfinite(lo) and math.isfinite(hi) else '–'
     return markdown_table(pd.DataFrame({
         'experiment': table['experiment'], 'setting': table['setting'], 'arm': [f'`{a}`' for a in table['arm']], 'strategy': table['strategy'],
-        'epochs': table['epochs'], 'seeds': [f"{n}" + (f" ({d} diverged)" if d else '') for n, d in zip(table['n'], table['n_diverged'])],
+        'epochs': table['epochs'], 'compute': ['–' if c is None or c != c else int(c) for c in table.get('compute', [None] * len(table))], 'seeds': [f"{n}" + (f" ({d} diverged)" if d else '') for n, d in zip(table['n'], table['n_diverged'])],
         'accuracy %': [_fmt(v, _pct) for v in table['accuracy_mean']],
         ci: [rng(l, h, _pct) for l, h in zip(table['accuracy_lo'], table['accuracy_hi'])],
         '− long, pp': [_fmt(v, _pp) for v in table['accuracy_diff']],
@@ -120,6 +130,12 @@ def arm_definition(cfg:dict, # an experiment's config.json (one setting)
     if s == 'one_cycle':
         at = f"{fr:.2g} x edge = {_g(p['lr_max'])}" if fr is not None else f"LR_MAX = {_g(p.get('lr_max', lr))}"
         return f"`learn.fit_one_cycle({p['n_epoch']}{args})` from scratch: one cycle of {p['n_epoch']} epochs at lr_max = {at}"
+    from ozcycle.runner import ARM_KINDS, arm_compute
+    kind = ARM_KINDS.get(s)
+    if s not in ('refit', 'constant', 'decay'):   # a kind of another module: what its spec says
+        how = 'after `base`' if kind is not None and kind.continues else 'from scratch'
+        cost = f"; compute {arm_compute(cfg, arm)} epochs" if kind is not None else ''
+        return f"strategy `{s}` {how}{', ' + args[2:] if args else ''}{cost}"
     call = f"after `base`, `learn.fit_{s}(E1{args})`, E1 = {n_epoch_cont} epochs"
     if s == 'refit':
         peak = p.get('lr_max', lr/d)
@@ -157,7 +173,7 @@ def answer_section(gs:dict, # experiment -> `GridResults`
                   ) -> list: # markdown lines
     "The answer map's tables, figure and conclusions, as markdown; the map's CSV and PNG written to `out`"
     from ozcycle.answer import answer_map, answer_table, plot_answer_map, answer_conclusions, answer_headline
-    df, settings = stacked(gs)
+    df, settings = stacked({k: g for k, g in gs.items() if k in ANSWER_EXPERIMENTS})
     if df.empty: return ['_No results found._']
     amap = answer_map(df, settings)
     cont = amap[amap['strategy'] != 'one_cycle'] if 'strategy' in amap else amap
