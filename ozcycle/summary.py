@@ -134,8 +134,9 @@ def arm_definition(cfg:dict, # an experiment's config.json (one setting)
     kind = ARM_KINDS.get(s)
     if s not in ('refit', 'constant', 'decay'):   # a kind of another module: what its spec says
         how = 'after `base`' if kind is not None and kind.continues else 'from scratch'
-        cost = f"; compute {arm_compute(cfg, arm)} epochs" if kind is not None else ''
-        return f"strategy `{s}` {how}{', ' + args[2:] if args else ''}{cost}"
+        doc = (type(kind).__doc__ or '').strip().split('\n')[0].rstrip('.').removeprefix('From scratch: ') if kind is not None else ''
+        cost = f"; {arm_compute(cfg, arm)} epochs of compute" if kind is not None else ''
+        return f"`{s}` {how}{' (' + args[2:] + ')' if args else ''}: {doc or 'a kind this version does not know'}{cost}"
     call = f"after `base`, `learn.fit_{s}(E1{args})`, E1 = {n_epoch_cont} epochs"
     if s == 'refit':
         peak = p.get('lr_max', lr/d)
