@@ -19,7 +19,8 @@ from .stats import final_metrics, COLLAPSE_MARGIN
 
 # %% auto #0
 __all__ = ['PIECEWISE_KEYS', 'GRAD_COLUMNS', 'Piecewise', 'piecewise', 'epoch_milestones', 'PiecewiseArm', 'setting_lr_max',
-           'run_info', 'arm_table', 'paired_table', 'plot_series']
+           'run_info', 'arm_table', 'paired_table', 'plot_series', 'clip_variant', 'clip_sweep_arms', 'clip_series',
+           'clip_verdict', 'decay_verdict', 'defaults_verdict']
 
 # %% ../nbs/07e_arms_thread.ipynb #c13b511f
 def _milestones(name, v) -> tuple:
@@ -189,3 +190,160 @@ def plot_series(df:pd.DataFrame, # results table
     ax.set_xscale('log'); ax.set_xticks(ticks, [f'{x:g}' for x in ticks]); ax.minorticks_off(); ax.set_xlabel(xlabel); ax.set_ylabel(f'final {metric}'); ax.legend(fontsize='small')
     ax.set_title(f"mean and {100*conf:.0f}% interval over seeds; x: diverged or collapsed", fontsize='medium')
     return ax.figure
+
+# %% ../nbs/07e_arms_thread.ipynb #84072a44
+def _pp(v) -> str: return f"{100 * v:+.2f} pp"   # a difference of accuracies in percentage points
+
+def clip_variant(max_norm, # a clipping threshold: None (no clipping), 'auto' or a float > 0
+                ) -> str: # the arm-name suffix: 'none', 'auto' or 'clip<max_norm>'
+    "The short name of a clipping threshold in arm names: `None` -> 'none', 'auto' -> 'auto', 0.1 -> 'clip0.1'"
+    if max_norm is None or max_norm == 'auto': return 'none' if max_norm is None else 'auto'
+    return f"clip{check_real('max_norm', max_norm, 0, lo_open=True, what='a gradient-norm threshold'):g}"
+
+def _mults(lr_mults) -> tuple:
+    if isinstance(lr_mults, (str, bytes, dict)) or not hasattr(lr_mults, '__iter__') or not len(lr_mults):
+        raise TypeError(f"lr_mults={lr_mults!r} must be a non-empty sequence of multiples of lr_max, e.g. (1, 10, 100)")
+    return tuple(check_real(f'lr_mults[{i}]', m, 0, lo_open=True, what='a multiple of lr_max') for i, m in enumerate(lr_mults))
+
+def _norms(max_norms) -> tuple:
+    if isinstance(max_norms, (str, bytes, dict)) or not hasattr(max_norms, '__iter__'):
+        raise TypeError(f"max_norms={max_norms!r} must be a sequence of thresholds (floats > 0 or 'auto'), e.g. (0.1, 1.0, 'auto')")
+    for i, c in enumerate(max_norms):
+        if c is None: raise ValueError(f"max_norms[{i}]=None: the unclipped arm is always made; give thresholds only (floats > 0 or 'auto')")
+        try: clip_variant(c)
+        except (TypeError, ValueError) as e: raise type(e)(f"max_norms[{i}]: {e}") from None
+    return tuple(max_norms)
+
+def clip_sweep_arms(lr_max:float, # the setting's peak LR, finite, > 0
+                    lr_mults=(1, 10, 100), # the LRs of the sweep as multiples of `lr_max`, each > 0
+                    max_norms=(0.1, 1.0, 'auto'), # the clipped arms' thresholds: floats > 0 or 'auto' (the probe's suggestion)
+                    n_epoch:int=10, # epochs of every one-cycle, >= 1
+                   ) -> dict: # arm name -> arm: per multiple m `x<m>` (unclipped, gradient statistics on) and `x<m>_<clip_variant>`
+    "The arms of an LR sweep of clipped SGD: per LR multiple, an unclipped one-cycle and one one-cycle per clipping threshold"
+    lr, ms, cs = check_real('lr_max', lr_max, 0, lo_open=True, what='a learning rate'), _mults(lr_mults), _norms(max_norms)
+    n, arms = check_int('n_epoch', n_epoch, 1), {}
+    for m in ms:
+        arms[f'x{m:g}'] = {'strategy': 'one_cycle', 'n_epoch': n, 'lr_max': m * lr, 'grad_stats': True}
+        for c in cs: arms[f'x{m:g}_{clip_variant(c)}'] = {'strategy': 'one_cycle', 'n_epoch': n, 'lr_max': m * lr, 'max_norm': c}
+    return arms
+
+def clip_series(lr_mults=(1, 10, 100), # the LRs of the sweep as multiples of lr_max, each > 0
+                max_norms=(0.1, 1.0, 'auto'), # the clipped arms' thresholds, as given to `clip_sweep_arms`
+               ) -> dict: # clip_variant -> {multiple: arm}, 'none' (unclipped) first
+    "The arms of `clip_sweep_arms` as series along the LR multiple, one per threshold: the input of `plot_series` and `clip_verdict`"
+    ms, cs = _mults(lr_mults), _norms(max_norms)
+    return {v: {m: f'x{m:g}' + ('' if v == 'none' else f'_{v}') for m in ms} for v in ['none', *map(clip_variant, cs)]}
+
+# %% ../nbs/07e_arms_thread.ipynb #6019255c
+def _interval_text(c:dict) -> str:   # a `compare` result as text: the difference and its interval, or why there is none
+    return (f"{_pp(c['diff'])}, interval [{_pp(c['lo'])}, {_pp(c['hi'])}], {c['n']} paired seeds" if c['n'] >= 2
+            else f"{_pp(c['diff'])}, no interval with {c['n']} seed(s)")
+
+def clip_verdict(setting:str, # the setting's name, printed in bold
+                 df:pd.DataFrame, # the setting's results table (`Results.df` of the sweep of `clip_sweep_arms`)
+                 tab:pd.DataFrame, # its `arm_table`: n_seeds, diverged, collapsed, accuracy, probe_max_norm per arm
+                 adam, # the Adam setting's `Results` (its `df`, and `config['setting']`, `config['lr_max']`): the `base` arm is Adam
+                 series:dict, # `clip_series(lr_mults, max_norms)`: must hold 'none', 'clip0.1' and 'auto'
+                 lr_max:float, # the setting's lr_max (the multiples' unit), > 0
+                 n_epoch:int, # epochs of every one-cycle, >= 1
+                ) -> str: # markdown: the setting, then the answers to the four questions
+    "The verdict of `14_clip_sgd` for one setting: clipping at 0.1 against no clipping, the best arms, 0.1 against the suggested threshold, and Adam"
+    for v in ('none', 'clip0.1', 'auto'):
+        if v not in series: raise ValueError(f"series has no {v!r}: give clip_series(lr_mults, max_norms) with max_norms holding 0.1 and 'auto'")
+    lr_max, n_epoch = check_real('lr_max', lr_max, 0, lo_open=True, what='a learning rate'), check_int('n_epoch', n_epoch, 1)
+    mults, t, n = list(series['none']), tab, int(tab['n_seeds'].max())
+    out = [f"**{setting}** ({n} seeds, one-cycles of {n_epoch} epochs, lr_max = multiple × {lr_max:.3g}):"]
+    # 1. does clipping at 0.1 let SGD train where it otherwise fails?
+    failed = lambda arm: int(t.loc[arm, 'diverged'] + t.loc[arm, 'collapsed'])
+    fail = {m: (failed(series['none'][m]), failed(series['clip0.1'][m])) for m in mults}
+    rescued = [m for m, (u, c) in fail.items() if u * 2 > n and c == 0]
+    def how(arm): d, c = int(t.loc[arm, 'diverged']), int(t.loc[arm, 'collapsed']); return f"{d + c}/{n}" + (f" ({d} diverged, {c} collapsed)" if d + c else '')
+    where = '; '.join(f"×{m:g}: unclipped failed {how(series['none'][m])}, clipped at 0.1 failed {how(series['clip0.1'][m])}" for m in mults)
+    if not any(u for u, _ in fail.values()): q1 = f"*cannot tell*: unclipped SGD trained at every LR of the sweep ({where}), so there was nothing to rescue."
+    elif rescued:
+        accs = ', '.join(f"{t.loc[series['clip0.1'][m], 'accuracy']:.3f}" for m in rescued)
+        q1 = (f"**yes**: at ×{', ×'.join(f'{m:g}' for m in rescued)} most unclipped runs diverged or collapsed while every run clipped at 0.1 trained "
+              f"(mean accuracy {accs}). Per LR: {where}.")
+    else: q1 = f"**no**: clipping at 0.1 did not make the failing LRs train in every seed. Per LR: {where}."
+    out.append(f"1. *Does clipping at 0.1 let SGD train where it otherwise fails?* {q1}")
+    # 2. best clipped arm against best unclipped arm
+    from ozcycle.stats import compare   # as paired_table
+    mean = final_metrics(df).groupby('arm')['accuracy'].mean()
+    unc, clp = list(series['none'].values()), [a for v, d in series.items() if v != 'none' for a in d.values()]
+    bu, bc = mean[unc].idxmax(), mean[clp].idxmax()
+    c = compare(df, bc, bu, n_comparisons=len(unc) * len(clp))
+    verdict = 'resolved **better**' if c['resolved'] and c['better'] == bc else 'resolved **worse**' if c['resolved'] else '**cannot tell**'
+    out.append(f"2. *Does the best clipped arm beat the best unclipped arm?* `{bc}` − `{bu}` = {_interval_text(c)} (Bonferroni over {len(unc)} × {len(clp)} arms): {verdict}.")
+    # 3. is 0.1 special, or the suggested threshold?
+    pt = paired_table(df, {m: (series['clip0.1'][m], series['auto'][m]) for m in mults})
+    thr = {m: t.loc[series['auto'][m], 'probe_max_norm'] for m in mults}
+    per = '; '.join(f"×{m:g}: {_pp(x['diff'])}" + (f" [{_pp(x['lo'])}, {_pp(x['hi'])}]" if x['n'] >= 2 else '') + (' (0.1 worse)' if x['worse'] else ' (0.1 better)' if x['resolved'] else '')
+                    + f", suggested threshold {thr[m]:.3g}" for m, x in pt.iterrows())
+    better, worse = [m for m, x in pt.iterrows() if x['resolved'] and not x['worse']], [m for m, x in pt.iterrows() if x['worse']]
+    if n < 2: q3 = f"*no interval* with one seed. 0.1 − auto per LR: {per}."
+    elif better: q3 = f"0.1 is resolved **better than the suggested threshold** at ×{', ×'.join(f'{m:g}' for m in better)}. 0.1 − auto per LR (Bonferroni over {len(pt)} LRs): {per}."
+    elif worse: q3 = f"0.1 is **never resolved better** than the suggested threshold, and resolved worse at ×{', ×'.join(f'{m:g}' for m in worse)}: nothing special about 0.1. Per LR: {per}."
+    else: q3 = f"**cannot tell** 0.1 from the suggested threshold at any LR (Bonferroni over {len(pt)} LRs): {per}."
+    out.append(f"3. *Is 0.1 special, or the suggested threshold?* {q3}")
+    # 4. the best clipped SGD arm against Adam
+    both = pd.concat([df, adam.df[adam.df['arm'] == 'base'].assign(arm='adam')], ignore_index=True)
+    c = compare(both, bc, 'adam', n_comparisons=len(clp))
+    verdict = 'SGD resolved **better**' if c['resolved'] and c['better'] == bc else 'SGD resolved **worse**' if c['resolved'] else '**cannot tell**'
+    out.append(f"4. *Best clipped SGD against Adam* (`{adam.config['setting']}`'s `base`, lr_max {adam.config['lr_max']:.3g}, same data, model, seeds and epochs): "
+               f"`{bc}` − Adam = {_interval_text(c)} (Bonferroni over the {len(clp)} clipped arms): {verdict}.")
+    return '\n\n'.join(out)
+
+# %% ../nbs/07e_arms_thread.ipynb #2c6f058f
+_PAIRED = ('n', 'diff', 'lo', 'hi', 'resolved', 'worse')
+
+def _paired(table, keys, name) -> pd.DataFrame:
+    if not isinstance(table, pd.DataFrame) or not len(table) or not set(_PAIRED) <= set(table.columns):
+        raise ValueError(f"table must be a non-empty paired_table (columns {', '.join(_PAIRED)}), got {type(table).__name__}")
+    if list(table.index) != list(keys): raise ValueError(f"{name}={list(keys)!r} must list the table's keys in order: {list(table.index)!r}")
+    return table
+
+def decay_verdict(setting:str, # the setting's name
+                  table:pd.DataFrame, # `paired_table` of each one-cycle length (its key, in epochs, increasing) against the step decay
+                  cycle:dict, # one-cycle length in epochs -> its arm (the table's keys, in its order)
+                  n_epoch:int, # the step decay's epochs, >= 1
+                 ) -> str: # markdown: the smallest one-cycle length not resolved worse, and whether a third of the epochs held
+    "The verdict of `15_manual_decay` for one setting: the smallest one-cycle not resolved worse than step decay of `n_epoch` epochs"
+    t, N = _paired(table, cycle, 'cycle'), check_int('n_epoch', n_epoch, 1)
+    arms = ', '.join(f"{n} ({a})" for n, a in cycle.items())
+    head = f"*{setting}*: one-cycles of {arms} epochs against step decay of {N} epochs, {int(t['n'].max())} paired seeds, 95% intervals over {len(t)} lengths: "
+    if t['n'].max() < 2: return head + "**no interval** with one seed (quick mode): nothing is resolved."
+    ok = t[~t['worse']]
+    per = '; '.join(f"{n}: {_pp(r['diff'])} [{_pp(r['lo'])}, {_pp(r['hi'])}]" + (' (resolved worse)' if r['worse'] else ' (resolved better)' if r['resolved'] else '') for n, r in t.iterrows())
+    if ok.empty: return head + f"**every length is resolved worse** than the step decay ({per}): the claim did not hold."
+    n, r = ok.index[0], ok.iloc[0]
+    how = 'resolved better' if r['resolved'] else 'cannot tell from the step decay'
+    third = round(N / 3)
+    claim = ('**held**' if n <= third else '**did not hold**') + f" for a third of the epochs ({third})"
+    return head + (f"the smallest one-cycle not resolved worse is **{n} epochs** ({how}: {_pp(r['diff'])}, interval [{_pp(r['lo'])}, {_pp(r['hi'])}]), "
+                   f"**{n / N:.2f}×** the step decay's compute; the claim {claim}. Every length: {per}.")
+
+def defaults_verdict(setting:str, # the setting's name
+                     table:pd.DataFrame, # `paired_table` of fastai's defaults against the tuned lr_max per length (its key, in epochs, increasing)
+                     lengths, # the cycle lengths in epochs (the table's keys, in its order)
+                     n_epoch:int, # E0 + E1 epochs: the unit of the lengths printed as multiples, >= 1
+                     default_lr:float, # fastai's default lr_max, > 0
+                     tuned_lr:float, # the setting's tuned lr_max, > 0
+                    ) -> str: # markdown: the length from which on the defaults are not resolved worse, where they are better
+    "The verdict of `16_fastai_defaults` for one setting: from which cycle length on fastai's default LR is not resolved worse than the tuned one"
+    t, N, lengths = _paired(table, lengths, 'lengths'), check_int('n_epoch', n_epoch, 1), list(lengths)
+    d = check_real('default_lr', default_lr, 0, lo_open=True, what='a learning rate')
+    tl = check_real('tuned_lr', tuned_lr, 0, lo_open=True, what='a learning rate')
+    head = (f"*{setting}*: fastai's defaults (`lr_max={d:g}`) against the tuned `lr_max={tl:.3g}` at {', '.join(map(str, lengths))} "
+            f"epochs, {int(t['n'].max())} paired seeds, 95% intervals over {len(t)} lengths: ")
+    if t['n'].max() < 2: return head + "**no interval** with one seed (quick mode): nothing is resolved."
+    per = '; '.join(f"{n}: {_pp(r['diff'])} [{_pp(r['lo'])}, {_pp(r['hi'])}]" + (' worse' if r['worse'] else ' better' if r['resolved'] else '') for n, r in t.iterrows())
+    worse = [n for n in t.index if t.loc[n, 'worse']]
+    better = [n for n in t.index if t.loc[n, 'resolved'] and not t.loc[n, 'worse']]
+    if not worse: out = f"the defaults are **not resolved worse at any length**, from {lengths[0]} epochs on."
+    elif worse[-1] == lengths[-1]: out = f"the defaults are **still resolved worse at the longest cycle, {lengths[-1]} epochs**: training longer did not close the gap here."
+    else:
+        n = min(x for x in lengths if x > worse[-1])
+        out = (f"the defaults **stop being resolved worse at {n} epochs** ({n / N:g} × (E0 + E1)): from there on no length is resolved worse "
+               f"(at {n}: {_pp(t.loc[n, 'diff'])}, interval [{_pp(t.loc[n, 'lo'])}, {_pp(t.loc[n, 'hi'])}]).")
+    out += (f" They are resolved **better** at {', '.join(map(str, better))} epochs." if better else " They are never resolved better.")
+    return head + out + f" Every length: {per}."
