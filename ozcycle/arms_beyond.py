@@ -4,10 +4,13 @@
 
 # %% ../nbs/07f_arms_beyond.ipynb #7149f70f
 from __future__ import annotations
-import numpy as np, torch
+import math
+import numpy as np, pandas as pd, torch
+import matplotlib.pyplot as plt
 from fastai.optimizer import OptimWrapper
 import schedulefree
 from .core import check_int, check_real, check_kind
+from .stats import compare, final_metrics, t_interval
 from .schedules import Sched, anneal, constant, one_cycle, _fmt
 from .fastai_compat import LeanCallback, group_values
 from .fit import _check_fit, _cycle_scheds, _fit_planned, _n_groups
@@ -18,7 +21,7 @@ from .arms import ArmKind, register_arm, _defaults
 
 # %% auto #0
 __all__ = ['SF_LR_MULT', 'rewind_epoch', 'Rewound', 'RewindArm', 'ExtendArm', 'SWATail', 'EMATail', 'AveragingArm',
-           'SFOptimWrapper', 'sf_opt_func', 'ScheduleFreeArm']
+           'SFOptimWrapper', 'sf_opt_func', 'ScheduleFreeArm', 'compute_table', 'plot_accuracy_vs_compute']
 
 # %% ../nbs/07f_arms_beyond.ipynb #c282f7b2
 def rewind_epoch(n_epoch_base:int, # epochs of the base one-cycle, >= 2
@@ -238,3 +241,72 @@ class ScheduleFreeArm(ArmKind):
         _fit_planned(learn, 'schedule_free', {'lr': constant(lr)}, np.atleast_1d(lr), *args[:3], [ScheduleFree()] + args[3], False)
 
 register_arm(ScheduleFreeArm());
+
+# %% ../nbs/07f_arms_beyond.ipynb #0bd7ea75
+def _mark(c:dict) -> str: # a `compare` result
+    "▲ resolved better, ▼ resolved worse, ≈ cannot tell"
+    return '≈' if not c['resolved'] else '▲' if c['better'] == c['a'] else '▼'
+
+def _arms_of(results) -> list:
+    "The arms of a `Results` in the table's order: base, long (if trained), the config's arms"
+    cfg = results.config
+    return ['base', *(['long'] if cfg.get('long', True) else []), *cfg['arms']]
+
+def _check_in(name, given, allowed):
+    "`given` as a list of names, each in `allowed`; else `ValueError` naming `name`"
+    if isinstance(given, str): given = [given]
+    given = list(given)
+    if not given: raise ValueError(f"{name} is empty; give at least one of: {', '.join(allowed)}")
+    bad = [a for a in given if a not in allowed]
+    if bad: raise ValueError(f"{name}: {', '.join(map(repr, bad))} not among the arms {', '.join(allowed)}")
+    return given
+
+def compute_table(results, # one setting's `Results` (`run_experiment`, or a value of `GridResults.results`)
+                  new_arms, # the arms to judge (names of the results' arms): each gets a difference from each control
+                  controls=('long',), # arms each new arm is compared with, paired over seeds
+                  n_comparisons:int|None=None, # Bonferroni over this many comparisons, >= 1; None: len(new_arms)
+                  conf:float=0.95, # confidence level of the intervals (all `n_comparisons` together), in (0, 1)
+                 ) -> pd.DataFrame: # index arm; compute (epochs), accuracy (mean over seeds, in [0, 1]), n (seeds), 'vs <control> (pp)'
+    "Per arm: the compute a user pays, the mean final accuracy, and each new arm's paired difference from each control (pp)"
+    from ozcycle.runner import arm_compute   # the runner imports this module
+    arms = _arms_of(results)
+    new_arms, controls = _check_in('new_arms', new_arms, arms), _check_in('controls', controls, arms)
+    k = len(new_arms) if n_comparisons is None else check_int('n_comparisons', n_comparisons, 1)
+    fin, rows = final_metrics(results.df), []
+    for a in arms:
+        acc = fin[fin.arm == a].accuracy
+        row = {'arm': a, 'compute': arm_compute(results.config, a), 'accuracy': acc.mean(), 'n': int(acc.notna().sum())}
+        for ctl in controls:
+            if a in new_arms:
+                c = compare(results.df, a, ctl, conf=conf, n_comparisons=k)
+                ci = f" [{100 * c['lo']:+.2f}, {100 * c['hi']:+.2f}]" if c['n'] >= 2 else f" (no interval: {c['n']} seed)"
+                row[f'vs {ctl} (pp)'] = f"{100 * c['diff']:+.2f}{ci} {_mark(c)}"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index('arm')
+
+
+# %% ../nbs/07f_arms_beyond.ipynb #16c83f7f
+def plot_accuracy_vs_compute(tables:dict, # setting -> `compute_table` of it
+                             results:dict, # setting -> its `Results` (e.g. `GridResults.results`); every key of `tables`
+                             new_arms=(), # arms drawn in red (the others in blue)
+                             conf:float=0.95, # confidence level of each arm's interval over seeds, in (0, 1)
+                            ): # a matplotlib Figure, one panel per setting, closed from pyplot
+    "Final accuracy against compute, one panel per setting: each arm's mean with its `conf` interval over seeds, `long` dashed"
+    if not isinstance(tables, dict) or not tables: raise ValueError(f"tables must be a non-empty dict setting -> compute_table, got {type(tables).__name__}")
+    missing = [s for s in tables if s not in results]
+    if missing: raise ValueError(f"results has no setting {', '.join(map(repr, missing))} of tables")
+    conf = check_real('conf', conf, 0, 1, lo_open=True, hi_open=True)
+    new_arms = [new_arms] if isinstance(new_arms, str) else list(new_arms)
+    fig, axs = plt.subplots(1, len(tables), figsize=(4.6 * len(tables), 3.6), squeeze=False)
+    for ax, (s, t) in zip(axs[0], tables.items()):
+        fin = final_metrics(results[s].df)
+        for a, row in t.iterrows():
+            ti = t_interval(100 * fin[fin.arm == a].accuracy, conf)
+            h = ti['hi'] - ti['mean'] if ti['n'] > 1 else 0.
+            ax.errorbar(row['compute'], ti['mean'], yerr=h, fmt='o', capsize=3, color='C3' if a in new_arms else 'C0')
+            ax.annotate(a, (row['compute'], ti['mean']), textcoords='offset points', xytext=(4, 4), fontsize=8)
+        if 'long' in set(fin.arm): ax.axhline(100 * fin[fin.arm == 'long'].accuracy.mean(), ls='--', c='gray', lw=1)
+        ax.set(title=s, xlabel='compute (epochs a user trains)', ylabel='final accuracy (%)')
+    fig.tight_layout(); plt.close(fig)
+    return fig
+
