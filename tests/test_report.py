@@ -68,7 +68,7 @@ def test_quick_report_end_to_end_and_rerun_reuses_runs(tmp_path):
     assert not any(o.get('output_type') == 'error' for c in nb.cells for o in c.get('outputs', []))
     summary = (out/'summary.md').read_text()
     settings = ['mnist1d-adam', 'mnist1d-sgd', 'digits-adam', 'digits-sgd']
-    for s in settings: assert f'| refit | {s} | `refit_10` | refit | 4 | 1 |' in summary, s   # quick mode: 2 + 2 epochs, one seed, every setting
+    for s in settings: assert f'| refit | {s} | `refit_10` | refit | 4 | 4 | 1 |' in summary, s   # quick mode: 2 + 2 epochs, their compute (base + continuation), one seed, every setting
     assert '**No interval** with 1 paired seed' in summary                   # the verdict, computed on one seed
     assert '### 13_long_run' in summary and 'did not reach its verdict cell' in summary  # not run with --only
     # the legend names every arm of the table, with its definition
@@ -84,7 +84,7 @@ def test_quick_report_end_to_end_and_rerun_reuses_runs(tmp_path):
     assert head == settings, head
     cell = re.search(r'^\| refit \| ([−+\d.]+) ', amap, re.M)[1].replace('−', '-')
     best = re.search(r'^\| refit \| [^|]+ `(\w+)`', amap, re.M)[1]
-    row = re.search(rf'^\| refit \| mnist1d-adam \| `{best}` \| refit \| 4 \| 1 \| [\d.]+ \| – \| ([+-][\d.]+) \|', summary, re.M)
+    row = re.search(rf'^\| refit \| mnist1d-adam \| `{best}` \| refit \| 4 \| 4 \| 1 \| [\d.]+ \| – \| ([+-][\d.]+) \|', summary, re.M)
     assert row and float(row[1]) == float(cell), (best, cell, row)
     assert 'Bonferroni-adjusted' in amap and '![The answer map' in amap
     # quick mode says so, in the summary and in the notebook's verdict footer
