@@ -135,6 +135,7 @@ def _check_options(arm, kind, o):
         check_kind(n('opt'), o['opt'], list(OPTIMIZERS))
         if kind.continues: raise ValueError(f"{n('opt')}={o['opt']!r}: a continuation keeps its base run's optimizer; give opt to arms trained from scratch")
     if 'max_norm' in o and o['max_norm'] != 'auto': check_real(n('max_norm'), o['max_norm'], lo=0, lo_open=True)
+    if o.get('max_norm') == 'auto' and kind.continues: raise ValueError(f"{n('max_norm')}='auto': the probe trains from scratch, so it serves arms trained from scratch; give a continuation a number")
     if 'norm_type' in o:
         v = check_real(n('norm_type'), o['norm_type'], lo=1, finite=False) if o['norm_type'] != math.inf else math.inf
         if not (v == math.inf or v <= 64): raise ValueError(f"{n('norm_type')}={v!r} must be in [1, 64] or inf")
