@@ -4,7 +4,7 @@
 
 # %% ../nbs/07d_arms.ipynb #2e34085a
 from __future__ import annotations
-import math, numbers, re
+import inspect, math, numbers, re
 from dataclasses import dataclass, field
 from typing import Callable
 import numpy as np, torch
@@ -87,7 +87,6 @@ def _num(v):
 
 def _defaults(f) -> dict:
     "A function's keyword defaults, as numbers: written once, in its signature"
-    import inspect
     return {k: _num(p.default) for k, p in inspect.signature(f).parameters.items() if p.default is not inspect.Parameter.empty}
 
 class OneCycleArm(ArmKind):
@@ -137,7 +136,7 @@ def _check_options(arm, kind, o):
     if 'max_norm' in o and o['max_norm'] != 'auto': check_real(n('max_norm'), o['max_norm'], lo=0, lo_open=True)
     if o.get('max_norm') == 'auto' and kind.continues: raise ValueError(f"{n('max_norm')}='auto': the probe trains from scratch, so it serves arms trained from scratch; give a continuation a number")
     if 'norm_type' in o:
-        v = check_real(n('norm_type'), o['norm_type'], lo=1, finite=False) if o['norm_type'] != math.inf else math.inf
+        v = check_real(n('norm_type'), o['norm_type'], lo=1, finite=False, what='a norm order (inf: the largest |g|)')   # as GradClip's
         if not (v == math.inf or v <= 64): raise ValueError(f"{n('norm_type')}={v!r} must be in [1, 64] or inf")
     if 'max_norm' not in o:
         if bad := [k for k in ('norm_type', 'probe_epochs', 'clip_q') if k in o]: raise TypeError(f"arms[{arm!r}]: {', '.join(bad)} need max_norm")
